@@ -1,0 +1,48 @@
+#pragma once
+// The boundary between the queue engine and the challenge takeover (DESIGN.md §2 "Takeover").
+// The engine calls Takeover::take() synchronously from its queue worker while every segment of the
+// flow is still held in NFQUEUE, and only then issues verdicts: TAKEN on success, PASS (production)
+// on failure. The held segments are then delivered by the kernel to the repaired socket.
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "classifier/classify.hpp"
+#include "gateway/packet/packet.hpp"
+
+namespace acmegw::gateway {
+struct Config;
+}
+
+namespace acmegw::takeover {
+
+struct TakeoverRequest {
+  packet::FlowKey key;             // client -> server as queued (pre-DNAT destination)
+  std::uint32_t client_next = 0;   // S: sequence number of the flow's first payload byte
+  std::uint32_t server_next = 0;   // A: ack number carried by the client's segments
+  std::uint16_t window = 0;        // raw window field of the newest held segment
+  packet::TcpOptions options;      // of the newest held segment (timestamps)
+  std::span<const std::byte> client_bytes;  // held payload in stream order; valid during take()
+  const classifier::Classification* classification = nullptr;  // views client_bytes
+};
+
+enum class TakeoverStep : std::uint8_t {
+  None, Conntrack, Socket, ReuseAddr, Transparent, RepairOn, Bind, SendSeq, RecvSeq, MaxSeg,
+  Connect, Options, Timestamp, Window, RepairOff, Reset, Handoff,
+};
+
+struct TakeoverResult {
+  TakeoverStep failed_step = TakeoverStep::None;  // None on success
+  int err = 0;                                    // errno of the failed step
+  [[nodiscard]] bool ok() const noexcept { return failed_step == TakeoverStep::None; }
+};
+
+class Takeover {
+ public:
+  virtual ~Takeover() = default;
+  // Precondition: every segment of req.key is held in NFQUEUE. Never throws; on failure the
+  // caller sends the flow to production. Thread-safe: called from several queue workers.
+  virtual TakeoverResult take(const TakeoverRequest& req) noexcept = 0;
+};
+
+}  // namespace acmegw::takeover
