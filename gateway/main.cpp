@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   acmegw::cli::add_run_command(app);
   acmegw::cli::add_rules_command(app);
   acmegw::cli::add_classify_command(app);
+  acmegw::cli::add_token_command(app);
+  acmegw::cli::add_thumbprint_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

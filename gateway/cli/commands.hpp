@@ -12,5 +12,7 @@ struct CommandExit {
 void add_classify_command(CLI::App& app);
 void add_rules_command(CLI::App& app);
 void add_run_command(CLI::App& app);
+void add_thumbprint_command(CLI::App& app);
+void add_token_command(CLI::App& app);
 
 }  // namespace acmegw::cli

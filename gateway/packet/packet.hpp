@@ -26,7 +26,10 @@ struct FlowKey {
   friend bool operator==(const FlowKey&, const FlowKey&) = default;
 };
 
+// Hash for flow tables. Flow keys are chosen by remote peers, so a table that must resist
+// collision flooding seeds this with a per-process random value (the default 0 is deterministic).
 struct FlowKeyHash {
+  std::uint64_t seed = 0;
   std::size_t operator()(const FlowKey& k) const noexcept;
 };
 
@@ -63,11 +66,11 @@ struct PacketView {
 
 enum class ParseError : std::uint8_t {
   None,
-  Truncated,      // shorter than the headers claim
-  NotIp,          // version nibble is neither 4 nor 6
-  NotTcp,         // protocol / next header is not TCP (v6 extension headers count as NotTcp)
-  Fragment,       // IPv4 fragment (offset or MF set)
-  BadHeaderLen,   // IHL < 5, data offset < 5, or lengths inconsistent
+  Truncated,     // shorter than the headers claim
+  NotIp,         // version nibble is neither 4 nor 6
+  NotTcp,        // protocol / next header is not TCP (v6 extension headers count as NotTcp)
+  Fragment,      // IPv4 fragment (offset or MF set)
+  BadHeaderLen,  // IHL < 5, data offset < 5, or lengths inconsistent
 };
 
 struct ParseResult {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string_view>
 
 #include "classifier/classify.hpp"
 #include "gateway/packet/packet.hpp"
@@ -30,6 +31,9 @@ enum class TakeoverStep : std::uint8_t {
   None, Conntrack, Socket, ReuseAddr, Transparent, RepairOn, Bind, SendSeq, RecvSeq, MaxSeg,
   Connect, Options, Timestamp, Window, RepairOff, Reset, Handoff,
 };
+
+// Stable lower-case step name for counters and logs ("repair_on", "window", ...).
+[[nodiscard]] std::string_view to_string(TakeoverStep s) noexcept;
 
 struct TakeoverResult {
   TakeoverStep failed_step = TakeoverStep::None;  // None on success

@@ -1,0 +1,390 @@
+#include "backends/http_session.hpp"
+
+#include <cstring>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+namespace acmegw::backends {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kRelayChunk = 16 * 1024;  // one read from production, written as is
+
+// One taken-over connection. Every handler runs on the client socket's strand, which the
+// production socket and the timer share, so members need no locks. Handlers follow Beast's
+// order (STYLE §24): operation_aborted → expected end (eof) → if (ec) return fail().
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket client, const tcp::endpoint& production, AnsweringBackend& backend,
+          const SessionConfig& cfg, SessionStats& stats)
+      : client_(std::move(client)),
+        prod_(client_.get_executor()),
+        production_(production),
+        timer_(client_.get_executor()),
+        backend_(backend),
+        cfg_(cfg),
+        stats_(stats),
+        in_(cfg.limits.max_http_head) {
+    stats_.started.fetch_add(1, std::memory_order_relaxed);
+    stats_.active.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Still open here only when the io_context is torn down under us: abort, never FIN.
+  ~Session() {
+    if (client_.is_open()) {
+      boost::system::error_code ignored;
+      client_.set_option(asio::socket_base::linger(true, 0), ignored);
+    }
+    stats_.active.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  void start() {
+    touch();
+    arm_timer();
+    read_request();
+  }
+
+ private:
+  enum class Mode : std::uint8_t { Answering, Relaying, Done };
+
+  // ---- Answering: one request head at a time; pipelined heads wait in in_.
+
+  void read_request() {
+    client_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
+                            [self = shared_from_this()](boost::system::error_code ec,
+                                                        std::size_t n) {
+                              self->on_request_read(ec, n);
+                            });
+  }
+
+  void on_request_read(boost::system::error_code ec, std::size_t n) {
+    if (ec == asio::error::operation_aborted) {
+      return;
+    }
+    if (ec == asio::error::eof) {
+      return finish_passive();
+    }
+    if (ec) {
+      return fail();
+    }
+    in_len_ += n;
+    touch();
+    serve();
+  }
+
+  void serve() {
+    const std::span<const std::byte> buf{in_.data(), in_len_};
+    if (buf.empty()) {
+      return read_request();
+    }
+    const auto c = classifier::classify(buf, classifier::Protocol::Http, cfg_.limits);
+    if (c.decision == classifier::Decision::Production) {
+      return start_relay();
+    }
+    // A challenge is answered once its whole head is here, so the next pipelined request
+    // starts right after it. in_ holds max_http_head bytes, where classify() stops NeedMore.
+    const auto end = c.decision == classifier::Decision::Challenge ? find_head_end(buf)
+                                                                   : std::nullopt;
+    if (!end) {
+      if (in_len_ == in_.size()) {
+        stats_.head_too_large.fetch_add(1, std::memory_order_relaxed);
+        return start_relay();
+      }
+      return read_request();
+    }
+    const std::string_view head{reinterpret_cast<const char*>(in_.data()), *end};
+    const RequestLine line = split_request_line(head);
+    const Answer a = backend_.answer({line.method, c.token, c.host.view(), line.target});
+    count(a.kind);
+    format_response(a, line.method == "HEAD", out_);
+    asio::async_write(client_, asio::buffer(out_),
+                      [self = shared_from_this(), consumed = *end](boost::system::error_code e,
+                                                                   std::size_t) {
+                        self->on_response_written(e, consumed);
+                      });
+  }
+
+  void on_response_written(boost::system::error_code ec, std::size_t consumed) {
+    if (ec == asio::error::operation_aborted) {
+      return;
+    }
+    if (ec) {
+      return fail();
+    }
+    std::memmove(in_.data(), in_.data() + consumed, in_len_ - consumed);
+    in_len_ -= consumed;
+    touch();
+    serve();
+  }
+
+  void count(Answer::Kind k) noexcept {
+    switch (k) {
+      case Answer::Kind::KeyAuthorization:
+        stats_.answered_keyauth.fetch_add(1, std::memory_order_relaxed);
+        return;
+      case Answer::Kind::NotFound:
+        stats_.answered_not_found.fetch_add(1, std::memory_order_relaxed);
+        return;
+      case Answer::Kind::Redirect:
+        stats_.answered_redirect.fetch_add(1, std::memory_order_relaxed);
+        return;
+      case Answer::Kind::Unavailable:
+        stats_.answered_unavailable.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+  }
+
+  // ---- Relaying: from the first non-challenge request on, the rest of the connection goes
+  // to production byte for byte (responses are not parsed, so there is no way back).
+
+  void start_relay() {
+    mode_ = Mode::Relaying;
+    stats_.relayed.fetch_add(1, std::memory_order_relaxed);
+    prod_.async_connect(production_,
+                        [self = shared_from_this()](boost::system::error_code ec) {
+                          self->on_prod_connected(ec);
+                        });
+  }
+
+  void on_prod_connected(boost::system::error_code ec) {
+    if (ec == asio::error::operation_aborted) {
+      return;
+    }
+    if (ec) {
+      stats_.relay_connect_failed.fetch_add(1, std::memory_order_relaxed);
+      return abort();
+    }
+    touch();
+    asio::async_write(prod_, asio::buffer(in_.data(), in_len_),
+                      [self = shared_from_this()](boost::system::error_code e, std::size_t) {
+                        if (e == asio::error::operation_aborted) {
+                          return;
+                        }
+                        if (e) {
+                          return self->fail();
+                        }
+                        self->in_len_ = 0;
+                        self->pump_up();
+                        self->pump_down();
+                      });
+  }
+
+  // Client -> production; in_ is the buffer from here on.
+  void pump_up() {
+    client_.async_read_some(
+        asio::buffer(in_), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+          if (ec == asio::error::operation_aborted) {
+            return;
+          }
+          if (ec == asio::error::eof) {
+            self->client_eof_ = true;
+            boost::system::error_code ignored;
+            self->prod_.shutdown(tcp::socket::shutdown_send, ignored);  // our own connection
+            return self->maybe_finish();
+          }
+          if (ec) {
+            return self->fail();
+          }
+          self->touch();
+          asio::async_write(self->prod_, asio::buffer(self->in_.data(), n),
+                            [self](boost::system::error_code e, std::size_t) {
+                              if (e == asio::error::operation_aborted) {
+                                return;
+                              }
+                              if (e) {
+                                return self->fail();
+                              }
+                              self->pump_up();
+                            });
+        });
+  }
+
+  // Production -> client.
+  void pump_down() {
+    prod_.async_read_some(
+        asio::buffer(down_), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+          if (ec == asio::error::operation_aborted) {
+            return;
+          }
+          if (ec == asio::error::eof) {
+            self->prod_eof_ = true;
+            return self->maybe_finish();
+          }
+          if (ec) {
+            return self->fail();
+          }
+          self->touch();
+          asio::async_write(self->client_, asio::buffer(self->down_.data(), n),
+                            [self](boost::system::error_code e, std::size_t) {
+                              if (e == asio::error::operation_aborted) {
+                                return;
+                              }
+                              if (e) {
+                                return self->fail();
+                              }
+                              self->pump_down();
+                            });
+        });
+  }
+
+  // Ends once both sides closed. Production closing first must not make us FIN the client
+  // (pitfall 6): touch() now gives the client drain_timeout to close itself, then the timer
+  // aborts.
+  void maybe_finish() {
+    if (client_eof_ && prod_eof_) {
+      return finish_passive();
+    }
+    touch();
+    arm_timer();  // the deadline moved earlier: the pending wait ends as operation_aborted
+  }
+
+  // ---- Ends and the deadline.
+
+  // The client sent FIN first: closing now is a passive close (LAST_ACK, no TIME_WAIT).
+  void finish_passive() {
+    stats_.client_closed.fetch_add(1, std::memory_order_relaxed);
+    close(false);
+  }
+
+  void fail() {
+    stats_.io_errors.fetch_add(1, std::memory_order_relaxed);
+    abort();
+  }
+
+  void abort() { close(true); }
+
+  void close(bool reset) {
+    if (mode_ == Mode::Done) {
+      return;
+    }
+    mode_ = Mode::Done;
+    boost::system::error_code ignored;
+    if (reset) {
+      client_.set_option(asio::socket_base::linger(true, 0), ignored);
+    }
+    client_.close(ignored);
+    prod_.close(ignored);
+    timer_.cancel();
+  }
+
+  // Moves the deadline: idle_timeout from now, or drain_timeout once production has closed.
+  void touch() {
+    deadline_ = Clock::now() + (prod_eof_ ? cfg_.drain_timeout : cfg_.idle_timeout);
+  }
+
+  // One timer per session: it wakes at the deadline it was armed with and re-arms itself when
+  // activity moved the deadline later meanwhile; moving it earlier re-arms explicitly.
+  void arm_timer() {
+    timer_.expires_at(deadline_);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec == asio::error::operation_aborted || self->mode_ == Mode::Done) {
+        return;
+      }
+      if (Clock::now() >= self->deadline_) {
+        self->stats_.idle_aborted.fetch_add(1, std::memory_order_relaxed);
+        return self->abort();
+      }
+      self->arm_timer();
+    });
+  }
+
+  tcp::socket client_;
+  tcp::socket prod_;
+  tcp::endpoint production_;
+  asio::steady_timer timer_;
+  AnsweringBackend& backend_;
+  const SessionConfig& cfg_;
+  SessionStats& stats_;
+  std::vector<std::byte> in_;  // request heads; client -> production chunks when relaying
+  std::size_t in_len_ = 0;
+  std::string out_;            // the response being written
+  std::array<std::byte, kRelayChunk> down_{};
+  Clock::time_point deadline_{};
+  Mode mode_ = Mode::Answering;
+  bool client_eof_ = false;
+  bool prod_eof_ = false;
+};
+
+}  // namespace
+
+void start_http_session(tcp::socket client, const tcp::endpoint& production,
+                        AnsweringBackend& backend, const SessionConfig& cfg, SessionStats& stats) {
+  const auto ex = client.get_executor();
+  auto s = std::make_shared<Session>(std::move(client), production, backend, cfg, stats);
+  asio::dispatch(ex, [s = std::move(s)] { s->start(); });
+}
+
+std::optional<std::size_t> find_head_end(std::span<const std::byte> bytes) noexcept {
+  const auto at = [&](std::size_t i) { return static_cast<char>(bytes[i]); };
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    if (at(i) != '\n') {
+      continue;
+    }
+    if (i + 1 < bytes.size() && at(i + 1) == '\n') {
+      return i + 2;
+    }
+    if (i + 2 < bytes.size() && at(i + 1) == '\r' && at(i + 2) == '\n') {
+      return i + 3;
+    }
+  }
+  return std::nullopt;
+}
+
+RequestLine split_request_line(std::string_view head) noexcept {
+  RequestLine r;
+  const std::size_t sp1 = head.find(' ');
+  if (sp1 == std::string_view::npos) {
+    return r;
+  }
+  r.method = head.substr(0, sp1);
+  const std::size_t start = sp1 + 1;
+  const std::size_t end = head.find_first_of(" \r\n", start);
+  r.target = head.substr(start, end == std::string_view::npos ? head.size() - start : end - start);
+  return r;
+}
+
+void format_response(const Answer& a, bool head, std::string& out) {
+  std::string_view status;
+  std::string_view body;
+  switch (a.kind) {
+    case Answer::Kind::KeyAuthorization:
+      status = "200 OK";
+      body = a.body;
+      break;
+    case Answer::Kind::NotFound:
+      status = "404 Not Found";
+      body = "not found\n";
+      break;
+    case Answer::Kind::Redirect:
+      status = "302 Found";
+      break;
+    case Answer::Kind::Unavailable:
+      status = "503 Service Unavailable";
+      body = "unavailable\n";
+      break;
+  }
+  out.assign("HTTP/1.1 ").append(status).append("\r\n");
+  if (a.kind == Answer::Kind::Redirect) {
+    out.append("Location: ").append(a.location).append("\r\n");
+  }
+  if (!body.empty()) {
+    out.append("Content-Type: text/plain\r\n");
+  }
+  out.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n\r\n");
+  if (!head) {
+    out.append(body);
+  }
+}
+
+}  // namespace acmegw::backends

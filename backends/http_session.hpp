@@ -1,0 +1,78 @@
+#pragma once
+// HTTP/1.x on a taken-over connection (DESIGN.md §2 "Takeover", step 7). The session reads the
+// client's requests (the held first request arrives first), classifies each request head with
+// classifier::classify(), answers challenges from an AnsweringBackend (GET and HEAD,
+// keep-alive, pipelining) and, at the first request that is not a challenge, relays the rest of
+// the connection byte for byte to production over a new connection from the gateway.
+//
+// Closing rules (pitfall 6: a TIME_WAIT socket for production's address:port on the firewall
+// black-holes a later forwarded connection from the same client port):
+//  * the session never sends the first FIN: it closes only after the client's FIN (passive
+//    close: LAST_ACK, no TIME_WAIT);
+//  * on the idle deadline, after production ended a relayed connection, or at shutdown it
+//    aborts with SO_LINGER 0 (RST, no TIME_WAIT).
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "backends/backend.hpp"
+#include "classifier/classify.hpp"
+
+namespace acmegw::backends {
+
+struct SessionConfig {
+  classifier::Limits limits;                      // request head bound (max_http_head)
+  std::chrono::milliseconds idle_timeout{30'000};  // no byte from either side this long: abort
+  std::chrono::milliseconds drain_timeout{2'000};  // production closed a relay: abort after
+};
+
+// One counter per outcome (STYLE §20); shared by every session, updated from Asio threads.
+struct SessionStats {
+  std::atomic<std::uint64_t> started{0};
+  std::atomic<std::uint64_t> active{0};           // gauge
+  std::atomic<std::uint64_t> answered_keyauth{0};  // 200 with a key authorization
+  std::atomic<std::uint64_t> answered_not_found{0};
+  std::atomic<std::uint64_t> answered_redirect{0};
+  std::atomic<std::uint64_t> answered_unavailable{0};
+  std::atomic<std::uint64_t> relayed{0};            // connections switched to production
+  std::atomic<std::uint64_t> relay_connect_failed{0};
+  std::atomic<std::uint64_t> head_too_large{0};     // challenge head without end within bound
+  std::atomic<std::uint64_t> client_closed{0};      // ended by the client's FIN
+  std::atomic<std::uint64_t> idle_aborted{0};       // ended by the idle/drain deadline
+  std::atomic<std::uint64_t> io_errors{0};          // ended by a socket error (e.g. client RST)
+};
+
+// Takes ownership of `client` (an established socket whose executor is a strand) and serves it
+// until it ends; non-challenge requests are relayed to `production` (the post-DNAT address).
+// `backend`, `cfg` and `stats` must outlive the socket's io_context.
+void start_http_session(boost::asio::ip::tcp::socket client,
+                        const boost::asio::ip::tcp::endpoint& production,
+                        AnsweringBackend& backend, const SessionConfig& cfg,
+                        SessionStats& stats);
+
+// ---- Pure helpers (tests/unit/backends/http_session_test.cpp).
+
+// Offset just past the blank line ending the request head ("\r\n\r\n" or bare "\n\n", and the
+// mixed forms), or nullopt when `bytes` holds no complete head.
+[[nodiscard]] std::optional<std::size_t> find_head_end(std::span<const std::byte> bytes) noexcept;
+
+// The method and request target of a head the classifier already called a challenge:
+// "GET"/"HEAD" and the bytes between the first and second space of the request line.
+struct RequestLine {
+  std::string_view method;
+  std::string_view target;
+};
+[[nodiscard]] RequestLine split_request_line(std::string_view head) noexcept;
+
+// Writes the HTTP/1.1 response for `a` into `out` (replacing its contents). Always carries
+// Content-Length, so keep-alive clients know where it ends; `head`: headers only.
+void format_response(const Answer& a, bool head, std::string& out);
+
+}  // namespace acmegw::backends

@@ -1,0 +1,46 @@
+#pragma once
+// File syscalls of the webroot backend and the token socket, wrapped as gateway/sys does
+// (STYLE §12): each returns SysResult with errno saved at once. backends/ must not link
+// gateway/, so they live here; SysResult and UniqueFd come from the header-only
+// gateway/sys/result.hpp.
+#include <cstddef>
+#include <span>
+
+#include <sys/stat.h>
+
+#include "gateway/sys/result.hpp"
+
+namespace acmegw::backends::sys {
+
+using acmegw::sys::SysResult;
+using acmegw::sys::UniqueFd;
+
+// Opens directory `path` as an O_PATH handle (no read permission needed on it; it is only
+// ever used as the anchor of open_beneath).
+[[nodiscard]] SysResult<UniqueFd> open_dir(const char* path) noexcept;
+
+// Opens `relative` read-only beneath `dirfd` with openat2(2) (Linux >= 5.6):
+// RESOLVE_BENEATH (no "..", absolute path or symlink may leave the directory: EXDEV) and
+// RESOLVE_NO_MAGICLINKS (no /proc/self/fd jumps: ELOOP). O_NONBLOCK so that a FIFO planted
+// in the webroot cannot block the caller; O_NOCTTY for device nodes. ENOSYS on older kernels.
+[[nodiscard]] SysResult<UniqueFd> open_beneath(int dirfd, const char* relative) noexcept;
+
+// fstat(2).
+[[nodiscard]] SysResult<struct ::stat> fstat(int fd) noexcept;
+
+// lstat(2) (the socket path itself, not what a symlink points to).
+[[nodiscard]] SysResult<struct ::stat> lstat(const char* path) noexcept;
+
+// unlink(2).
+[[nodiscard]] SysResult<int> unlink(const char* path) noexcept;
+
+// chmod(2).
+[[nodiscard]] SysResult<int> chmod(const char* path, ::mode_t mode) noexcept;
+
+// lchown(2); -1 keeps the owner or group as it is.
+[[nodiscard]] SysResult<int> lchown(const char* path, ::uid_t uid, ::gid_t gid) noexcept;
+
+// Reads until `buf` is full or end of file (retrying EINTR); value = bytes read.
+[[nodiscard]] SysResult<std::size_t> read_full(int fd, std::span<std::byte> buf) noexcept;
+
+}  // namespace acmegw::backends::sys

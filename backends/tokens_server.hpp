@@ -1,0 +1,89 @@
+#pragma once
+// The `tokens` backend (DESIGN.md §3) and the unix socket through which
+// `acmegw token add/remove/list` (and so the ACME client hooks) feed its TokenStore. Protocol: tokens.hpp. Access control is the socket file's mode, owner
+// and group; the socket is chmod/chown'ed between bind() and listen(), so no client can
+// connect while it is more permissive.
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include <sys/types.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+
+#include "backends/backend.hpp"
+#include "backends/tokens.hpp"
+
+namespace acmegw::backends {
+
+inline constexpr std::string_view kDefaultTokenSocket = "/run/acmegw/tokens.sock";
+
+struct TokenServerOptions {
+  std::string path{kDefaultTokenSocket};
+  ::mode_t mode = 0600;
+  ::uid_t owner = static_cast<::uid_t>(-1);  // -1: the process's
+  ::gid_t group = static_cast<::gid_t>(-1);  // -1: the process's
+  std::chrono::milliseconds client_timeout{5000};  // a client must send its line within this
+};
+
+class TokenServer {
+ public:
+  // `io` and `store` must outlive the server. Sessions run on `io`'s threads.
+  TokenServer(boost::asio::io_context& io, TokenStore& store) noexcept;
+  ~TokenServer();  // stop()
+  TokenServer(const TokenServer&) = delete;
+  TokenServer& operator=(const TokenServer&) = delete;
+
+  // Creates the socket at opt.path (replacing a stale socket file there, refusing any other
+  // kind of file), applies mode/owner/group, listens and starts accepting. Returns an error
+  // message, or nullopt on success.
+  [[nodiscard]] std::optional<std::string> start(const TokenServerOptions& opt);
+  // Stops accepting and removes the socket file. Sessions in progress finish.
+  void stop() noexcept;
+
+ private:
+  void accept();
+
+  boost::asio::io_context& io_;
+  TokenStore& store_;
+  boost::asio::local::stream_protocol::acceptor acceptor_;
+  TokenServerOptions opt_;
+};
+
+// The `tokens` backend as `acmegw run` uses it: owns the store and serves the socket on a
+// thread of its own, so token traffic never competes with challenge sessions.
+class TokensBackend final : public AnsweringBackend {
+ public:
+  // Starts the socket server; nullptr and `error` set when it cannot (see TokenServer::start).
+  [[nodiscard]] static std::unique_ptr<TokensBackend> create(const TokenServerOptions& opt,
+                                                             std::string& error);
+  ~TokensBackend() override;  // stops the server, removes the socket file, joins the thread
+  TokensBackend(const TokensBackend&) = delete;
+  TokensBackend& operator=(const TokensBackend&) = delete;
+
+  // KeyAuthorization when the store has the token (unexpired, and for this Host if it was
+  // added with one); NotFound otherwise.
+  [[nodiscard]] Answer answer(const ChallengeRequest& req) noexcept override;
+  [[nodiscard]] std::string_view name() const noexcept override { return "tokens"; }
+  [[nodiscard]] TokenStore& store() noexcept { return store_; }
+
+ private:
+  TokensBackend() = default;
+  boost::asio::io_context io_;
+  TokenStore store_;
+  TokenServer server_{io_, store_};
+  std::thread thread_;
+};
+
+// Client side: sends one request line (without "\n") to the server at `path` and returns its
+// whole response, or nullopt with `error` set (cannot connect, timeout, no response).
+[[nodiscard]] std::optional<std::string> token_request(const std::string& path,
+                                                       std::string_view line,
+                                                       std::chrono::milliseconds timeout,
+                                                       std::string& error);
+
+}  // namespace acmegw::backends

@@ -1,0 +1,164 @@
+#pragma once
+// acmegw's effective configuration (STYLE §22): a plain struct with defaults, filled once at
+// startup from the TOML file (gateway/config/toml.hpp) and then the command line flags
+// (gateway/config/options.hpp), and checked by one validate() that reports every error.
+// Pure: parsing helpers here make no syscalls; only the loaders read files.
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "classifier/classify.hpp"
+#include "gateway/packet/packet.hpp"
+
+namespace acmegw::gateway {
+
+// A protected destination: the address (or prefix) and TCP port of a production service whose
+// client-to-server segments are inspected. Matched pre-DNAT (mangle PREROUTING).
+struct Endpoint {
+  packet::Address addr;          // network address; host bits below prefix_len are zero
+  std::uint8_t prefix_len = 32;  // 32 (v4) / 128 (v6) = one host
+  std::uint16_t port = 80;
+  // Http unless the port is 443 or the spec says `tls://`.
+  classifier::Protocol protocol = classifier::Protocol::Http;
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
+};
+
+// A local listen address (metrics endpoint).
+struct ListenAddress {
+  packet::Address addr;
+  std::uint16_t port = 0;
+  friend bool operator==(const ListenAddress&, const ListenAddress&) = default;
+};
+
+// NFQUEUE numbers: `--queue-balance first:first+count-1` (one worker per queue).
+struct QueueConfig {
+  std::uint16_t first = 0;
+  std::uint16_t count = 1;
+  std::uint32_t max_len = 4096;  // NFQA_CFG_QUEUE_MAXLEN; beyond it FAIL_OPEN passes packets
+};
+
+// Packet/connection marks (Suricata semantics: only the bits under `mask` are read or
+// replaced, so other users of the mark keep theirs). All values lie under the mask and differ.
+struct Marks {
+  std::uint32_t mask = 0x00f00000;
+  std::uint32_t pass = 0x00100000;   // verdict mark of production flows (saved to connmark)
+  std::uint32_t taken = 0x00200000;  // verdict mark of taken-over flows (policy-routed to local)
+  std::uint32_t hold = 0x00300000;   // connmark set via ctnetlink while segments are held
+  std::uint32_t rst = 0x00400000;    // SO_MARK of the spoofed RST to production (untracked)
+};
+
+// Policy routing that delivers TAKEN packets to the local repaired socket.
+struct RoutingConfig {
+  std::uint32_t table = 3802;     // `ip route local 0.0.0.0/0 dev lo table T` (and ::/0)
+  std::uint32_t priority = 3802;  // `ip rule pref P fwmark TAKEN/mask lookup T`
+};
+
+// Bounds on flows whose first request is still undecided (segments held in the queue). The
+// bytes held per flow are bounded by the classifier limit of the flow's protocol
+// (Config::held_bytes_limit).
+struct HoldConfig {
+  std::uint32_t max_flows = 65536;           // undecided flows; beyond: new flows -> production
+  std::uint32_t max_segments_per_flow = 32;  // held segments of one flow
+  std::uint32_t timeout_ms = 2000;           // undecided this long -> production
+  std::uint64_t max_total_bytes = 64u << 20;  // payload bytes held over all flows
+};
+
+enum class LogLevel : std::uint8_t { Trace, Debug, Info, Warn, Error, Critical, Off };
+
+enum class BackendKind : std::uint8_t { Thumbprint, Tokens, Webroot, Relay, Redirect };
+
+// `--backend KIND=VALUE`, syntax-checked only; the takeover/backends code interprets VALUE.
+struct BackendSpec {
+  BackendKind kind = BackendKind::Thumbprint;
+  std::string value;
+  friend bool operator==(const BackendSpec&, const BackendSpec&) = default;
+};
+
+struct Config {
+  std::vector<Endpoint> protect;  // at least one
+  QueueConfig queue;
+  Marks marks;
+  RoutingConfig routing;
+  std::string chain_prefix = "ACMEGW";  // our chains: PREFIX-PRE (mangle), -FWD, -OUT
+  HoldConfig hold;
+  classifier::Limits limits;
+  bool prefilter = true;   // xt_bpf prefilter passes non-challenge first segments in the kernel
+  bool keep_rules = false;  // `run`: leave the rules installed on exit
+  LogLevel log_level = LogLevel::Info;
+  std::optional<ListenAddress> metrics_listen;  // nullopt = no metrics endpoint
+  std::optional<BackendSpec> backend;           // `run` needs one; `rules` ignores it
+
+  // Where each set key came from, for error messages: TOML key path ("marks.pass") ->
+  // "FILE:LINE" or "--flag". Filled by the loaders; keys absent here are defaults.
+  std::map<std::string, std::string, std::less<>> origins;
+
+  // Bytes of one flow's client stream that may be held: the classifier limit for `p`.
+  [[nodiscard]] std::size_t held_bytes_limit(classifier::Protocol p) const noexcept {
+    return p == classifier::Protocol::Tls ? limits.max_client_hello : limits.max_http_head;
+  }
+};
+
+// One configuration problem. `where` is "FILE:LINE", "--flag" or empty (a default/derived
+// value); `key` is the TOML key path.
+struct ConfigError {
+  std::string where;
+  std::string key;
+  std::string message;
+  // "WHERE: KEY: MESSAGE" (parts that are empty are left out).
+  [[nodiscard]] std::string to_string() const;
+  friend bool operator==(const ConfigError&, const ConfigError&) = default;
+};
+
+// Thrown by the loaders and finish_config() with every error found; what() lists them, one per
+// line. Startup only (STYLE §11).
+class ConfigException : public std::runtime_error {
+ public:
+  explicit ConfigException(std::vector<ConfigError> errors);
+  [[nodiscard]] const std::vector<ConfigError>& errors() const noexcept { return errors_; }
+
+ private:
+  std::vector<ConfigError> errors_;
+};
+
+// Checks every cross-field and range rule; returns all violations (empty = valid). Errors carry
+// the origin recorded in cfg.origins. `need_endpoints` = false accepts an empty `protect` (for
+// `rules remove`, which only needs the names, marks and routing of what to remove).
+[[nodiscard]] std::vector<ConfigError> validate(const Config& cfg, bool need_endpoints = true);
+
+// ---- Value parsers shared by the TOML loader and the flags. Each returns the value, or
+// std::nullopt and sets `error` to a message naming the offending text.
+
+// "ADDR", "ADDR/PREFIX", "ADDR:PORT", "ADDR/PREFIX:PORT", "[V6]", "[V6]:PORT",
+// "[V6/PREFIX]:PORT", a bare v6 "V6" or "V6/PREFIX" (no port), optionally prefixed by
+// "http://" or "tls://". Port defaults to 80 (http) / 443 (tls://).
+[[nodiscard]] std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& error);
+// "A" (one queue) or "A:B" (queues A..B inclusive), as iptables' --queue-balance.
+[[nodiscard]] std::optional<QueueConfig> parse_queue_balance(std::string_view text,
+                                                             std::string& error);
+// Decimal or 0x-hex unsigned value.
+[[nodiscard]] std::optional<std::uint32_t> parse_u32(std::string_view text, std::string& error);
+[[nodiscard]] std::optional<std::uint64_t> parse_u64(std::string_view text, std::string& error);
+// "true" | "false".
+[[nodiscard]] std::optional<bool> parse_bool(std::string_view text, std::string& error);
+// "trace" | "debug" | "info" | "warn" | "error" | "critical" | "off".
+[[nodiscard]] std::optional<LogLevel> parse_log_level(std::string_view text, std::string& error);
+// "ADDR:PORT" or "[V6]:PORT".
+[[nodiscard]] std::optional<ListenAddress> parse_listen(std::string_view text, std::string& error);
+// "KIND=VALUE" with KIND one of thumbprint, tokens, webroot, relay, redirect.
+[[nodiscard]] std::optional<BackendSpec> parse_backend(std::string_view text, std::string& error);
+
+// Canonical text forms (inverse of the parsers; used in logs and the effective-config dump).
+[[nodiscard]] std::string to_string(const packet::Address& a);
+[[nodiscard]] std::string to_string(const Endpoint& e);
+[[nodiscard]] std::string to_string(const ListenAddress& l);
+[[nodiscard]] std::string_view to_string(LogLevel l) noexcept;
+[[nodiscard]] std::string_view to_string(BackendKind k) noexcept;
+// Multi-line human-readable summary of the effective configuration (logged once at info).
+[[nodiscard]] std::string describe(const Config& cfg);
+
+}  // namespace acmegw::gateway

@@ -1,0 +1,374 @@
+#include "gateway/config/options.hpp"
+
+#include <algorithm>
+#include <array>
+#include <fstream>
+#include <set>
+
+#include <toml.hpp>
+
+namespace acmegw::gateway {
+namespace {
+
+template <typename T, typename U>
+bool assign(T& dst, const std::optional<U>& v) {
+  if (!v) {
+    return false;
+  }
+  dst = *v;
+  return true;
+}
+
+constexpr std::string_view kEndpointHelp =
+    "Protected production endpoint: ADDR, ADDR/PREFIX, ADDR:PORT, [V6]:PORT, [V6/PREFIX]:PORT; "
+    "port 80 by default; tls://ADDR (or port 443) inspects TLS ClientHellos. Repeatable";
+
+const std::array<OptionSpec, 22> kSpecs = {{
+    {"protect", "--protect", "ADDR", OptionKind::TextList, "", kEndpointHelp,
+     [](Config& c, std::string_view v, std::string& e) {
+       const auto ep = parse_endpoint(v, e);
+       if (ep) {
+         c.protect.push_back(*ep);
+       }
+       return ep.has_value();
+     }},
+    {"queue.balance", "--queue-balance", "A[:B]", OptionKind::Text, "",
+     "NFQUEUE numbers A..B, one worker each (default 0)",
+     [](Config& c, std::string_view v, std::string& e) {
+       const auto q = parse_queue_balance(v, e);
+       if (q) {
+         c.queue.first = q->first;
+         c.queue.count = q->count;
+       }
+       return q.has_value();
+     }},
+    {"queue.max_len", "--queue-maxlen", "N", OptionKind::Integer, "",
+     "Packets per queue before the kernel fails open (default 4096)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.queue.max_len, parse_u32(v, e));
+     }},
+    {"marks.mask", "--mark-mask", "MASK", OptionKind::Integer, "",
+     "Bits of the packet/connection mark acmegw owns (default 0x00f00000)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.marks.mask, parse_u32(v, e));
+     }},
+    {"marks.pass", "--mark-pass", "MARK", OptionKind::Integer, "",
+     "Mark of production flows (default 0x00100000)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.marks.pass, parse_u32(v, e));
+     }},
+    {"marks.taken", "--mark-taken", "MARK", OptionKind::Integer, "",
+     "Mark of taken-over challenge flows (default 0x00200000)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.marks.taken, parse_u32(v, e));
+     }},
+    {"marks.hold", "--mark-hold", "MARK", OptionKind::Integer, "",
+     "Connmark of flows with held segments (default 0x00300000)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.marks.hold, parse_u32(v, e));
+     }},
+    {"marks.rst", "--mark-rst", "MARK", OptionKind::Integer, "",
+     "Mark of the RST sent to production on takeover (default 0x00400000)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.marks.rst, parse_u32(v, e));
+     }},
+    {"routing.table", "--route-table", "N", OptionKind::Integer, "",
+     "Routing table delivering taken-over flows locally (default 3802)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.routing.table, parse_u32(v, e));
+     }},
+    {"routing.priority", "--route-priority", "N", OptionKind::Integer, "",
+     "Preference of the fwmark ip rule (default 3802)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.routing.priority, parse_u32(v, e));
+     }},
+    {"chain_prefix", "--chain-prefix", "NAME", OptionKind::Text, "",
+     "Prefix of acmegw's iptables chains (default ACMEGW)",
+     [](Config& c, std::string_view v, std::string&) {
+       c.chain_prefix = v;
+       return true;
+     }},
+    {"hold.max_flows", "--max-undecided-flows", "N", OptionKind::Integer, "",
+     "Undecided flows held at once; more go to production (default 65536)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.hold.max_flows, parse_u32(v, e));
+     }},
+    {"hold.max_segments_per_flow", "--max-held-segments", "N", OptionKind::Integer, "",
+     "Segments held per undecided flow (default 32)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.hold.max_segments_per_flow, parse_u32(v, e));
+     }},
+    {"hold.timeout_ms", "--hold-timeout-ms", "MS", OptionKind::Integer, "",
+     "An undecided flow goes to production after this long (default 2000)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.hold.timeout_ms, parse_u32(v, e));
+     }},
+    {"hold.max_total_bytes", "--max-held-bytes", "BYTES", OptionKind::Integer, "",
+     "Payload bytes held over all flows (default 67108864)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.hold.max_total_bytes, parse_u64(v, e));
+     }},
+    {"limits.max_http_head", "--max-http-head", "BYTES", OptionKind::Integer, "",
+     "HTTP request head bytes inspected (and held) per flow (default 8192)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.limits.max_http_head, parse_u32(v, e));
+     }},
+    {"limits.max_client_hello", "--max-client-hello", "BYTES", OptionKind::Integer, "",
+     "TLS ClientHello bytes inspected (and held) per flow (default 16384)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.limits.max_client_hello, parse_u32(v, e));
+     }},
+    {"prefilter", "--no-prefilter", "", OptionKind::Bool, "false",
+     "Queue every first data segment instead of passing non-challenges in the kernel (xt_bpf)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.prefilter, parse_bool(v, e));
+     }},
+    {"keep_rules", "--keep-rules", "", OptionKind::Bool, "true",
+     "run: leave the iptables rules and ip rule/route installed on exit",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.keep_rules, parse_bool(v, e));
+     }},
+    {"log_level", "--log-level", "LEVEL", OptionKind::Text, "",
+     "trace, debug, info, warn, error, critical or off (default info)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.log_level, parse_log_level(v, e));
+     }},
+    {"metrics_listen", "--metrics-listen", "ADDR:PORT", OptionKind::Text, "",
+     "Serve Prometheus metrics on ADDR:PORT; \"off\" disables (default off)",
+     [](Config& c, std::string_view v, std::string& e) {
+       if (v == "off") {
+         c.metrics_listen.reset();
+         return true;
+       }
+       const auto l = parse_listen(v, e);
+       if (l) {
+         c.metrics_listen = *l;
+       }
+       return l.has_value();
+     }},
+    {"backend", "--backend", "KIND=VALUE", OptionKind::Text, "",
+     "Challenge backend: thumbprint=THUMB, tokens=SOCKET, webroot=DIR, relay=HOST:PORT, "
+     "redirect=URL",
+     [](Config& c, std::string_view v, std::string& e) {
+       const auto b = parse_backend(v, e);
+       if (b) {
+         c.backend = *b;
+       }
+       return b.has_value();
+     }},
+}};
+
+const OptionSpec* find_by_key(std::string_view key) {
+  const auto it = std::find_if(kSpecs.begin(), kSpecs.end(),
+                               [&](const OptionSpec& s) { return s.key == key; });
+  return it == kSpecs.end() ? nullptr : &*it;
+}
+
+const OptionSpec* find_by_flag(std::string_view flag) {
+  const auto it = std::find_if(kSpecs.begin(), kSpecs.end(),
+                               [&](const OptionSpec& s) { return s.flag == flag; });
+  return it == kSpecs.end() ? nullptr : &*it;
+}
+
+// "[queue]" style sections are the key prefixes before a dot.
+bool is_section(std::string_view name) {
+  return std::any_of(kSpecs.begin(), kSpecs.end(), [&](const OptionSpec& s) {
+    return s.key.size() > name.size() && s.key.starts_with(name) && s.key[name.size()] == '.';
+  });
+}
+
+std::string_view type_name(OptionKind k) {
+  switch (k) {
+    case OptionKind::Text: return "a string";
+    case OptionKind::Integer: return "an integer";
+    case OptionKind::Bool: return "true or false";
+    case OptionKind::TextList: return "an array of strings";
+  }
+  std::abort();  // corrupt enum (STYLE §15)
+}
+
+// Reads one TOML document onto `cfg`. Errors are collected with their line so they can be
+// reported in file order (toml11 tables are unordered).
+class TomlReader {
+ public:
+  TomlReader(Config& cfg, std::vector<std::pair<std::uint32_t, ConfigError>>& errors)
+      : cfg_(cfg), errors_(errors) {}
+
+  void read_table(const toml::value& table, const std::string& prefix) {
+    for (const auto& [name, value] : table.as_table()) {
+      const std::string key = prefix.empty() ? name : prefix + '.' + name;
+      if (value.is_table()) {
+        if (is_section(key)) {
+          read_table(value, key);
+        } else {
+          fail(value, key, "unknown section");
+        }
+        continue;
+      }
+      const OptionSpec* spec = find_by_key(key);
+      if (spec == nullptr) {
+        fail(value, key, "unknown key");
+        continue;
+      }
+      read_value(*spec, value, key);
+    }
+  }
+
+ private:
+  void read_value(const OptionSpec& spec, const toml::value& value, const std::string& key) {
+    std::vector<std::string> texts;
+    if (spec.kind == OptionKind::TextList && value.is_array()) {
+      for (const auto& item : value.as_array()) {
+        if (!item.is_string()) {
+          fail(item, key, "expected an array of strings");
+          return;
+        }
+        texts.push_back(item.as_string().str);
+      }
+    } else if (value.is_string() && spec.kind != OptionKind::Bool) {
+      texts.push_back(value.as_string().str);
+    } else if (value.is_integer() && spec.kind == OptionKind::Integer) {
+      texts.push_back(std::to_string(value.as_integer()));
+    } else if (value.is_boolean() && spec.kind == OptionKind::Bool) {
+      texts.emplace_back(value.as_boolean() ? "true" : "false");
+    } else {
+      fail(value, key, "expected " + std::string{type_name(spec.kind)});
+      return;
+    }
+    for (const auto& t : texts) {
+      std::string error;
+      if (!spec.apply(cfg_, t, error)) {
+        fail(value, key, error);
+        return;
+      }
+    }
+    cfg_.origins[key] = where(value);
+  }
+
+  static std::string where(const toml::value& v) {
+    const auto loc = v.location();
+    return loc.file_name() + ':' + std::to_string(loc.line());
+  }
+
+  void fail(const toml::value& v, const std::string& key, std::string message) {
+    errors_.emplace_back(v.location().line(), ConfigError{where(v), key, std::move(message)});
+  }
+
+  Config& cfg_;
+  std::vector<std::pair<std::uint32_t, ConfigError>>& errors_;
+};
+
+// toml11's syntax errors are multi-line ("[error] toml::parse_…: what\n --> file\n 3 | …");
+// keep them whole, minus the "[error] " tag, since the underlined excerpt helps the operator.
+std::string syntax_message(std::string_view what) {
+  constexpr std::string_view kTag = "[error] ";
+  if (what.starts_with(kTag)) {
+    what.remove_prefix(kTag.size());
+  }
+  return std::string{what};
+}
+
+}  // namespace
+
+std::span<const OptionSpec> option_specs() noexcept { return kSpecs; }
+
+void add_config_options(CLI::App& app, ConfigOptions& opts) {
+  constexpr std::string_view kGroup = "Configuration (flags override the --config file)";
+  app.add_option("-c,--config", opts.config_file, "TOML configuration file")
+      ->type_name("FILE")
+      ->group(std::string{kGroup});
+  for (const OptionSpec& spec : kSpecs) {
+    const std::string flag{spec.flag};
+    CLI::Option* opt = nullptr;
+    if (spec.kind == OptionKind::Bool) {
+      opt = app.add_flag_callback(
+          flag, [&opts, flag, v = std::string{spec.flag_value}] { opts.flags.emplace_back(flag, v); },
+          std::string{spec.help});
+    } else {
+      opt = app.add_option_function<std::vector<std::string>>(
+                   flag,
+                   [&opts, flag](const std::vector<std::string>& values) {
+                     for (const auto& v : values) {
+                       opts.flags.emplace_back(flag, v);
+                     }
+                   },
+                   std::string{spec.help})
+                ->type_name(std::string{spec.placeholder})
+                ->allow_extra_args(false);
+      if (spec.kind != OptionKind::TextList) {
+        opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+      }
+    }
+    opt->group(std::string{kGroup});
+  }
+}
+
+Config build_config(std::istream* toml_in, const std::string& file,
+                    std::span<const std::pair<std::string, std::string>> flags,
+                    bool need_endpoints) {
+  Config cfg;
+  std::vector<ConfigError> errors;
+  bool syntax_error = false;  // then nothing of the file applied: semantic errors would mislead
+  if (toml_in != nullptr) {
+    std::vector<std::pair<std::uint32_t, ConfigError>> located;
+    try {
+      const toml::value doc = toml::parse(*toml_in, file);
+      TomlReader{cfg, located}.read_table(doc, "");
+    } catch (const toml::syntax_error& e) {
+      syntax_error = true;
+      located.emplace_back(e.location().line(),
+                           ConfigError{file + ':' + std::to_string(e.location().line()), "",
+                                       syntax_message(e.what())});
+    }
+    std::stable_sort(located.begin(), located.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& [line, e] : located) {
+      errors.push_back(std::move(e));
+    }
+  }
+
+  std::set<std::string_view> replaced_lists;
+  for (const auto& [flag, value] : flags) {
+    const OptionSpec* spec = find_by_flag(flag);
+    if (spec == nullptr) {
+      errors.push_back(ConfigError{flag, "", "unknown configuration flag"});
+      continue;
+    }
+    if (spec->kind == OptionKind::TextList && replaced_lists.insert(spec->key).second) {
+      cfg.protect.clear();  // the command line list replaces the file's (protect: the only list)
+    }
+    std::string error;
+    if (!spec->apply(cfg, value, error)) {
+      errors.push_back(ConfigError{flag, std::string{spec->key}, error});
+      continue;
+    }
+    cfg.origins[std::string{spec->key}] = flag;
+  }
+
+  // Semantic checks of keys whose value did not even parse would only repeat the parse error
+  // (e.g. "no protected endpoint" after a bad --protect).
+  for (ConfigError& e : syntax_error ? std::vector<ConfigError>{} : validate(cfg, need_endpoints)) {
+    const bool unparsed = std::any_of(errors.begin(), errors.end(),
+                                      [&](const ConfigError& p) { return p.key == e.key; });
+    if (!unparsed) {
+      errors.push_back(std::move(e));
+    }
+  }
+  if (!errors.empty()) {
+    throw ConfigException(std::move(errors));
+  }
+  return cfg;
+}
+
+Config finish_config(const ConfigOptions& opts, bool need_endpoints) {
+  if (opts.config_file.empty()) {
+    return build_config(nullptr, "", opts.flags, need_endpoints);
+  }
+  std::ifstream in(opts.config_file, std::ios::binary);
+  if (!in) {
+    throw ConfigException({ConfigError{opts.config_file, "", "cannot open the file"}});
+  }
+  return build_config(&in, opts.config_file, opts.flags, need_endpoints);
+}
+
+}  // namespace acmegw::gateway

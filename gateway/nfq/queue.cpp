@@ -1,0 +1,430 @@
+#include "gateway/nfq/queue.hpp"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include <libmnl/libmnl.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_queue.h>
+#include <spdlog/spdlog.h>
+
+#include "gateway/nfq/log.hpp"
+
+namespace acmegw::nfq {
+namespace {
+
+// Copy a whole segment: the classifier needs the payload, and 0xffff is the largest IP packet
+// without GSO (NFQA_CFG_F_GSO packets larger than this arrive truncated and go to production).
+constexpr int kCopyRange = 0xffff;
+// One datagram holds one packet message (plus attributes) of at most kCopyRange bytes of packet;
+// the size of libnetfilter_queue's nf-queue.c example (0xffff + MNL_SOCKET_BUFFER_SIZE / 2).
+constexpr std::size_t kRxBytes = 0xffff + 4096;
+// Large enough for a burst of full-size packets while the worker is busy in a takeover.
+constexpr int kRcvBufBytes = 8 << 20;
+// Packets read without blocking after the first one before the batched verdicts are sent.
+constexpr int kBurst = 64;
+// Repeated warnings (recv errors, verdict errors) are logged at most this often.
+constexpr std::chrono::seconds kLogInterval{10};
+
+constexpr std::uint16_t kPacketMsg = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET;
+
+std::string describe_key(const packet::FlowKey& k) {
+  const auto ep = [](const packet::Address& a, std::uint16_t port) {
+    const std::string s = gateway::to_string(a);
+    return (a.family == packet::Family::V6 ? "[" + s + "]" : s) + ":" + std::to_string(port);
+  };
+  return ep(k.src, k.sport) + " -> " + ep(k.dst, k.dport);
+}
+
+bool in_prefix(const packet::Address& a, const packet::Address& net, unsigned prefix) noexcept {
+  if (a.family != net.family) {
+    return false;
+  }
+  const unsigned full = prefix / 8;
+  if (std::memcmp(a.bytes.data(), net.bytes.data(), full) != 0) {
+    return false;
+  }
+  const unsigned rest = prefix % 8;
+  if (rest == 0) {
+    return true;
+  }
+  const auto m = static_cast<std::uint8_t>(0xff00u >> rest);
+  return (a.bytes[full] & m) == (net.bytes[full] & m);
+}
+
+}  // namespace
+
+flow::Limits flow_limits(const gateway::Config& cfg) noexcept {
+  flow::Limits l;
+  l.max_flows = cfg.hold.max_flows;
+  l.max_segments_per_flow = cfg.hold.max_segments_per_flow;
+  l.hold_timeout = std::chrono::milliseconds(cfg.hold.timeout_ms);
+  l.max_total_bytes = cfg.hold.max_total_bytes;
+  l.classifier = cfg.limits;
+  return l;
+}
+
+Queue::Queue(std::uint16_t num, const gateway::Config& cfg, takeover::Takeover* takeover)
+    : num_(num),
+      cfg_(cfg),
+      takeover_(takeover),
+      rx_(kRxBytes),
+      verdicts_(sock_, num, stats_),
+      flows_(flow_limits(cfg)),
+      log_(logger("nfq")),
+      flow_log_(logger("flow")),
+      tko_log_(logger("takeover")) {
+  const std::string q = "queue " + std::to_string(num) + ": ";
+  auto s = sys::NetlinkSocket::open(NETLINK_NETFILTER);
+  if (!s.ok()) {
+    throw std::runtime_error(q + "netlink socket: " + std::strerror(s.err));
+  }
+  sock_ = std::move(s.value);
+  // Each option is best effort (STYLE §23): the queue works without it, a little worse.
+  if (const auto r = sock_.set_no_enobufs(true); !r.ok()) {
+    log_->warn("nfq: {}NETLINK_NO_ENOBUFS failed: {}", q, std::strerror(r.err));
+  }
+  if (const auto r = sock_.set_recv_buffer(kRcvBufBytes); !r.ok()) {
+    log_->warn("nfq: {}receive buffer {} failed: {}", q, kRcvBufBytes, std::strerror(r.err));
+  }
+  if (const auto r = sock_.set_recv_timeout(kStopLatency); !r.ok()) {
+    // Without it a worker could block forever on an idle queue and never see stop.
+    throw std::runtime_error(q + "SO_RCVTIMEO: " + std::strerror(r.err));
+  }
+  if (cfg.prefilter) {
+    auto ct = sys::Conntrack::open();
+    if (!ct.ok()) {
+      throw std::runtime_error(q + "conntrack netlink socket: " + std::strerror(ct.err));
+    }
+    conntrack_ = std::move(ct.value);
+  }
+  bind_queue(cfg.queue.max_len);
+}
+
+Queue::~Queue() = default;
+
+void Queue::bind_queue(std::uint32_t max_len) {
+  // One config message: bind, copy mode/range, flags and the queue length are applied together,
+  // so no packet can arrive in the default (metadata-only) copy mode.
+  std::vector<std::byte> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = nfq_nlmsg_put(reinterpret_cast<char*>(buf.data()), NFQNL_MSG_CONFIG, num_);
+  nlh->nlmsg_flags |= NLM_F_ACK;
+  nlh->nlmsg_seq = 1;
+  nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_BIND);
+  nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, kCopyRange);
+  // FAIL_OPEN: a full queue passes packets instead of dropping them. GSO: no software
+  // segmentation of aggregated packets for our sake (the Linux >= 3.10 attributes).
+  const std::uint32_t flags = NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO;
+  mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
+  mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(flags));
+  nfq_nlmsg_cfg_put_qmaxlen(nlh, max_len);
+
+  const std::string q = "queue " + std::to_string(num_) + ": ";
+  if (const auto r = sock_.send({buf.data(), nlh->nlmsg_len}); !r.ok()) {
+    throw std::runtime_error(q + "bind request: " + std::strerror(r.err));
+  }
+  for (;;) {
+    const auto r = sock_.recv(rx_, false);
+    if (!r.ok()) {
+      if (r.err == EINTR || r.err == EAGAIN) {
+        continue;
+      }
+      throw std::runtime_error(q + "bind reply: " + std::strerror(r.err));
+    }
+    const auto* msg = reinterpret_cast<const nlmsghdr*>(rx_.data());
+    int len = static_cast<int>(r.value);
+    for (; mnl_nlmsg_ok(msg, len); msg = mnl_nlmsg_next(msg, &len)) {
+      if (msg->nlmsg_type == kPacketMsg) {
+        // Rules kept from an earlier run may queue packets the moment we are bound.
+        on_packet(msg);
+        continue;
+      }
+      if (msg->nlmsg_type != NLMSG_ERROR || msg->nlmsg_seq != 1) {
+        continue;
+      }
+      const int err = -static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(msg))->error;
+      verdicts_.flush();
+      if (err == 0) {
+        return;
+      }
+      // nfqnl_recv_config: EPERM when the queue belongs to another socket (or without
+      // CAP_NET_ADMIN); tell the two apart from the kernel's queue list.
+      if (err == EPERM || err == EBUSY) {
+        const auto st = sys::read_queue_status();
+        for (const sys::QueueStatus& s : st.value) {
+          if (s.queue == num_) {
+            throw std::runtime_error(
+                q + "already bound by another process (netlink port " +
+                std::to_string(s.portid) +
+                "); is another acmegw or NFQUEUE user running in this network namespace?");
+          }
+        }
+        throw std::runtime_error(q + "bind: " + std::strerror(err) +
+                                 " (acmegw needs CAP_NET_ADMIN)");
+      }
+      throw std::runtime_error(q + "bind: " + std::strerror(err));
+    }
+  }
+}
+
+void Queue::run(std::stop_token stop) noexcept {
+  log_->debug("nfq: queue {}: worker running", num_);
+  while (!stop.stop_requested()) {
+    // Block (up to kStopLatency) for the first datagram, then drain a burst without blocking so
+    // its verdicts go out in one sendto.
+    for (int n = 0; n < kBurst; ++n) {
+      const auto r = sock_.recv(rx_, n > 0);
+      now_ = std::chrono::steady_clock::now();
+      if (r.ok()) {
+        handle_datagram({rx_.data(), r.value});
+        continue;
+      }
+      if (r.err == EAGAIN || r.err == EWOULDBLOCK || r.err == EINTR) {
+        break;
+      }
+      if (r.err == ENOBUFS) {  // the kernel could not deliver some packets; FAIL_OPEN passed them
+        stats_.enobufs.inc();
+      } else {
+        stats_.recv_errors.inc();
+        if (now_ - last_error_log_ >= kLogInterval) {
+          last_error_log_ = now_;
+          log_->warn("nfq: queue {}: recv failed: {} (rate-limited)", num_, std::strerror(r.err));
+        }
+      }
+      break;
+    }
+    expire();
+    verdicts_.flush();
+  }
+  // Shutdown: pass what is still queued in the socket, then every held flow, to production.
+  for (;;) {
+    const auto r = sock_.recv(rx_, true);
+    if (!r.ok()) {
+      if (r.err == EINTR || r.err == ENOBUFS) {
+        continue;
+      }
+      break;
+    }
+    handle_datagram({rx_.data(), r.value});
+  }
+  while (const auto r = flows_.drain()) {
+    release(*r, cfg_.marks.pass);
+  }
+  verdicts_.flush();
+  log_->debug("nfq: queue {}: worker stopped", num_);
+}
+
+void Queue::handle_datagram(std::span<const std::byte> data) noexcept {
+  // Walk every message ourselves instead of mnl_cb_run(): it stops at the first NLMSG_ERROR,
+  // and a packet after it would never get its verdict.
+  const auto* msg = reinterpret_cast<const nlmsghdr*>(data.data());
+  int len = static_cast<int>(data.size());
+  for (; mnl_nlmsg_ok(msg, len); msg = mnl_nlmsg_next(msg, &len)) {
+    if (msg->nlmsg_type == kPacketMsg) {
+      on_packet(msg);
+    } else if (msg->nlmsg_type == NLMSG_ERROR) {
+      const int err = -static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(msg))->error;
+      if (err != 0) {  // e.g. ENOENT: a verdict for an id the kernel no longer holds
+        stats_.verdict_errors.inc();
+        if (now_ - last_error_log_ >= kLogInterval) {
+          last_error_log_ = now_;
+          log_->warn("nfq: queue {}: verdict rejected: {} (rate-limited)", num_,
+                     std::strerror(err));
+        }
+      }
+    }
+  }
+}
+
+void Queue::on_packet(const nlmsghdr* nlh) noexcept {
+  stats_.packets.inc();
+  nlattr* attr[NFQA_MAX + 1] = {};
+  if (nfq_nlmsg_parse(nlh, attr) < 0 || attr[NFQA_PACKET_HDR] == nullptr) {
+    stats_.undecodable.inc();  // no packet id: there is nothing we could verdict
+    return;
+  }
+  const auto* ph = static_cast<const nfqnl_msg_packet_hdr*>(mnl_attr_get_payload(attr[NFQA_PACKET_HDR]));
+  const std::uint32_t id = ntohl(ph->packet_id);
+  const std::uint32_t mark = attr[NFQA_MARK] != nullptr ? ntohl(mnl_attr_get_u32(attr[NFQA_MARK])) : 0;
+  const gateway::Marks& m = cfg_.marks;
+  PendingVerdict pending{verdicts_, id, with_mark(mark, m.pass, m.mask)};
+
+  // Loop guard: our verdict marks are saved to the connmark before the queue rule, so a packet
+  // carrying one must never be queued again. If the ruleset is wrong, end the loop here.
+  const std::uint32_t ours = mark & m.mask;
+  if (ours == m.pass || ours == m.taken) {
+    stats_.requeued_marked.inc();
+    verdicts_.put(id, NF_ACCEPT, std::nullopt);
+    pending.done();
+    return;
+  }
+  if (attr[NFQA_PAYLOAD] == nullptr) {
+    stats_.parse_errors.inc();
+    return;  // pending: PASS
+  }
+  const std::span<const std::byte> bytes{
+      static_cast<const std::byte*>(mnl_attr_get_payload(attr[NFQA_PAYLOAD])),
+      mnl_attr_get_payload_len(attr[NFQA_PAYLOAD])};
+  const packet::ParseResult parsed = packet::parse(bytes);
+  if (!parsed.view) {
+    stats_.parse_errors.inc();
+    return;  // pending: PASS
+  }
+  const packet::PacketView& pkt = *parsed.view;
+  const flow::Result r = flows_.on_segment(pkt, id, mark, protocol_of(pkt.key), now_);
+  pending.done();  // the table now owns the verdict (Hold) or returned it in r.packets
+  apply(r, id);
+}
+
+void Queue::apply(const flow::Result& r, std::uint32_t offered_id) noexcept {
+  const bool debug = flow_log_->should_log(spdlog::level::debug);
+  switch (r.action) {
+    case flow::Action::Hold:
+      stats_.segments_held.inc();
+      if (debug) {
+        flow_log_->debug("flow: {} hold ({} bytes so far)", describe_key(r.flow.key),
+                         r.flow.stream.size());
+      }
+      if (!r.started_holding) {
+        return;
+      }
+      stats_.flows_held.inc();
+      if (conntrack_) {
+        // Later segments must come to the queue rather than be judged by the in-kernel
+        // prefilter, which can only judge a first segment.
+        const auto mr = conntrack_->set_mark(r.flow.key, cfg_.marks.hold, cfg_.marks.mask);
+        if (!mr.ok()) {
+          stats_.hold_mark_errors.inc();
+          flow_log_->debug("flow: {} HOLD connmark failed: {}", describe_key(r.flow.key),
+                           std::strerror(mr.err));
+          if (auto ev = flows_.evict(r.flow.key, flow::Cause::HoldMarkFailed)) {
+            release(*ev, cfg_.marks.pass);
+          }
+        }
+      }
+      return;
+    case flow::Action::Accept:
+      stats_.unmarked_accepted.inc();
+      verdicts_.put(offered_id, NF_ACCEPT, std::nullopt);
+      return;
+    case flow::Action::Drop:
+      stats_.duplicates_dropped.inc();
+      verdicts_.put(offered_id, NF_DROP, std::nullopt);
+      return;
+    case flow::Action::Production:
+      release(r, cfg_.marks.pass);
+      return;
+    case flow::Action::Challenge:
+      take(r);
+      return;
+  }
+}
+
+void Queue::release(const flow::Result& r, std::uint32_t value, flow::Cause cause) noexcept {
+  for (const flow::HeldPacket& p : r.packets) {
+    verdicts_.put(p.id, NF_REPEAT, with_mark(p.mark, value, cfg_.marks.mask));
+  }
+  if (value != cfg_.marks.pass) {
+    return;
+  }
+  stats_.flows_production.inc();
+  stats_.production_by_cause[static_cast<std::size_t>(cause)].inc();
+  if (cause == flow::Cause::Classified) {
+    stats_.production_by_reason[static_cast<std::size_t>(r.classification.reason)].inc();
+  }
+  if (flow_log_->should_log(spdlog::level::debug)) {
+    flow_log_->debug("flow: {} production ({}{}{}), {} packet(s), {} byte(s)",
+                     describe_key(r.flow.key), flow::to_string(cause),
+                     cause == flow::Cause::Classified ? ": " : "",
+                     cause == flow::Cause::Classified
+                         ? classifier::to_string(r.classification.reason)
+                         : std::string_view{},
+                     r.packets.size(), r.flow.stream.size());
+  }
+}
+
+void Queue::take(const flow::Result& r) noexcept {
+  stats_.flows_challenge.inc();
+  if (takeover_ == nullptr) {
+    stats_.challenge_passed_no_backend.inc();
+    static std::once_flag once;
+    std::call_once(once, [&] {
+      tko_log_->info("takeover: challenge flow {} sent to production: no takeover configured "
+                     "(logged once; see counter challenge_passed_no_backend)",
+                     describe_key(r.flow.key));
+    });
+    release(r, cfg_.marks.pass, flow::Cause::NoTakeover);
+    return;
+  }
+  // Send what is batched first: other flows' packets should not wait for this takeover.
+  verdicts_.flush();
+  takeover::TakeoverRequest req;
+  req.key = r.flow.key;
+  req.client_next = r.flow.first_seq;
+  req.server_next = r.flow.ack;
+  req.window = r.flow.window;
+  req.options = r.flow.options;
+  req.client_bytes = r.flow.stream;
+  req.classification = &r.classification;
+  const takeover::TakeoverResult t = takeover_->take(req);
+  if (t.ok()) {
+    stats_.takeovers_ok.inc();
+    tko_log_->info("takeover: {} taken over ({} token {})", describe_key(r.flow.key),
+                   classifier::to_string(r.classification.challenge),
+                   r.classification.token.size() <= 128 ? r.classification.token : "(long)");
+    release(r, cfg_.marks.taken);
+    return;
+  }
+  stats_.takeovers_failed.inc();
+  stats_.takeover_failed_by_step[static_cast<std::size_t>(t.failed_step)].inc();
+  tko_log_->warn("takeover: {} failed at {}: {}; flow sent to production",
+                 describe_key(r.flow.key), step_name(t.failed_step), std::strerror(t.err));
+  release(r, cfg_.marks.pass, flow::Cause::TakeoverFailed);
+}
+
+void Queue::expire() noexcept {
+  while (const auto r = flows_.pop_expired(now_)) {
+    release(*r, cfg_.marks.pass);
+  }
+}
+
+classifier::Protocol Queue::protocol_of(const packet::FlowKey& key) const noexcept {
+  for (const gateway::Endpoint& e : cfg_.protect) {
+    if (e.port == key.dport && in_prefix(key.dst, e.addr, e.prefix_len)) {
+      return e.protocol;
+    }
+  }
+  return classifier::Protocol::Http;  // the ruleset queues protected endpoints only
+}
+
+std::string_view step_name(takeover::TakeoverStep s) noexcept {
+  using takeover::TakeoverStep;
+  switch (s) {
+    case TakeoverStep::None: return "none";
+    case TakeoverStep::Conntrack: return "conntrack";
+    case TakeoverStep::Socket: return "socket";
+    case TakeoverStep::ReuseAddr: return "reuse_addr";
+    case TakeoverStep::Transparent: return "transparent";
+    case TakeoverStep::RepairOn: return "repair_on";
+    case TakeoverStep::Bind: return "bind";
+    case TakeoverStep::SendSeq: return "send_seq";
+    case TakeoverStep::RecvSeq: return "recv_seq";
+    case TakeoverStep::MaxSeg: return "max_seg";
+    case TakeoverStep::Connect: return "connect";
+    case TakeoverStep::Options: return "options";
+    case TakeoverStep::Timestamp: return "timestamp";
+    case TakeoverStep::Window: return "window";
+    case TakeoverStep::RepairOff: return "repair_off";
+    case TakeoverStep::Reset: return "reset";
+    case TakeoverStep::Handoff: return "handoff";
+  }
+  return "unknown";
+}
+
+}  // namespace acmegw::nfq

@@ -1,0 +1,134 @@
+#include "gateway/takeover/repair_takeover.hpp"
+
+#include <cstring>
+#include <stdexcept>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+
+#include "gateway/sys/repair.hpp"
+#include "gateway/takeover/repair.hpp"
+
+namespace acmegw::takeover {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+sys::UniqueFd open_raw(packet::Family family, std::uint32_t mark) {
+  auto r = sys::raw_ip_socket(family, mark);
+  if (!r.ok()) {
+    throw std::runtime_error(std::string("takeover: raw socket for the RST to production (") +
+                             (family == packet::Family::V4 ? "IPv4" : "IPv6") +
+                             ") failed: " + std::strerror(r.err) + " (needs CAP_NET_RAW)");
+  }
+  return std::move(r.value);
+}
+
+tcp::endpoint endpoint_of(const packet::Address& a, std::uint16_t port) {
+  if (a.family == packet::Family::V4) {
+    asio::ip::address_v4::bytes_type b{};
+    std::memcpy(b.data(), a.bytes.data(), b.size());
+    return {asio::ip::address_v4(b), port};
+  }
+  asio::ip::address_v6::bytes_type b{};
+  std::memcpy(b.data(), a.bytes.data(), b.size());
+  return {asio::ip::address_v6(b), port};
+}
+
+}  // namespace
+
+RepairTakeover::RepairTakeover(std::unique_ptr<backends::AnsweringBackend> backend,
+                               std::uint32_t rst_mark, const TakeoverOptions& opts)
+    : backend_(std::move(backend)),
+      opts_(opts),
+      raw_v4_(open_raw(packet::Family::V4, rst_mark)),
+      raw_v6_(open_raw(packet::Family::V6, rst_mark)),
+      io_(static_cast<int>(opts.threads)),
+      work_(asio::make_work_guard(io_)) {
+  auto ct = sys::Conntrack::open();
+  if (!ct.ok()) {
+    throw std::runtime_error(std::string("takeover: ctnetlink socket failed: ") +
+                             std::strerror(ct.err));
+  }
+  ct_ = std::move(ct.value);
+  for (unsigned i = 0; i < std::max(1u, opts.threads); ++i) {
+    threads_.emplace_back([this] { io_.run(); });
+  }
+}
+
+RepairTakeover::~RepairTakeover() {
+  work_.reset();
+  io_.stop();
+  threads_.clear();  // joins; pending sessions die with io_ and abort their sockets
+}
+
+TakeoverResult RepairTakeover::take(const TakeoverRequest& req) noexcept {
+  sys::SysResult<sys::ConntrackEntry> ct;
+  {
+    const std::lock_guard lock(ct_mutex_);
+    ct = ct_->get(req.key);
+  }
+  if (!ct.ok()) {
+    return count({TakeoverStep::Conntrack, ct.err});
+  }
+  const FlowSnapshot snap = make_snapshot(req, ct.value, opts_.mss);
+
+  sys::UniqueFd fd;
+  if (auto r = restore_established(snap, fd); !r.ok()) {
+    return count(r);
+  }
+  // Give the socket to Asio before the RST: up to the RST every failure leaves production's
+  // side intact, so the flow can still go there.
+  const auto v4 = snap.tuple.dst.family == packet::Family::V4;
+  tcp::socket sock(asio::make_strand(io_));
+  boost::system::error_code ec;
+  sock.assign(v4 ? tcp::v4() : tcp::v6(), fd.get(), ec);
+  if (ec) {
+    close_silently(fd);
+    return count({TakeoverStep::Handoff, ec.value()});
+  }
+  (void)fd.release();  // owned by sock now
+  if (auto r = reset_production(v4 ? raw_v4_ : raw_v6_, snap); !r.ok()) {
+    sys::UniqueFd back{sock.release(ec)};
+    close_silently(back);
+    return count(r);
+  }
+  backends::start_http_session(std::move(sock), endpoint_of(snap.tuple.dst, snap.tuple.dport),
+                               *backend_, opts_.session, session_stats_);
+  return count({});
+}
+
+TakeoverResult RepairTakeover::count(TakeoverResult r) noexcept {
+  if (r.ok()) {
+    ok_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    failed_[static_cast<std::size_t>(r.failed_step)].fetch_add(1, std::memory_order_relaxed);
+  }
+  return r;
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> RepairTakeover::counters() const {
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  out.emplace_back("takeover_ok", ok_.load());
+  for (std::size_t i = 1; i < kStepCount; ++i) {
+    out.emplace_back("takeover_failed_" + std::string(to_string(static_cast<TakeoverStep>(i))),
+                     failed_[i].load());
+  }
+  const auto& s = session_stats_;
+  out.emplace_back("session_started", s.started.load());
+  out.emplace_back("session_active", s.active.load());
+  out.emplace_back("session_answered_keyauth", s.answered_keyauth.load());
+  out.emplace_back("session_answered_not_found", s.answered_not_found.load());
+  out.emplace_back("session_answered_redirect", s.answered_redirect.load());
+  out.emplace_back("session_answered_unavailable", s.answered_unavailable.load());
+  out.emplace_back("session_relayed", s.relayed.load());
+  out.emplace_back("session_relay_connect_failed", s.relay_connect_failed.load());
+  out.emplace_back("session_head_too_large", s.head_too_large.load());
+  out.emplace_back("session_client_closed", s.client_closed.load());
+  out.emplace_back("session_idle_aborted", s.idle_aborted.load());
+  out.emplace_back("session_io_errors", s.io_errors.load());
+  return out;
+}
+
+}  // namespace acmegw::takeover

@@ -1,0 +1,208 @@
+// The HTTP session of a taken-over connection: pure helpers, then the real session over
+// loopback TCP (no root: an accepted socket stands in for the repaired one, a loopback
+// listener for production).
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <catch2/catch.hpp>
+
+#include "backends/http_session.hpp"
+#include "backends/thumbprint.hpp"
+
+using namespace acmegw::backends;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::string_view kThumb = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+
+std::span<const std::byte> bytes(std::string_view s) { return std::as_bytes(std::span{s}); }
+
+std::string response_200(std::string_view body, bool head = false) {
+  std::string r = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
+                  std::to_string(body.size()) + "\r\n\r\n";
+  if (!head) {
+    r += body;
+  }
+  return r;
+}
+
+// A session on loopback: `client` talks to a session served by two Asio threads; `prod` is a
+// listener standing in for production.
+struct Lab {
+  asio::io_context io;
+  asio::io_context tio;  // the test's own blocking sockets
+  tcp::acceptor front{tio, {asio::ip::address_v4::loopback(), 0}};
+  tcp::acceptor prod{tio, {asio::ip::address_v4::loopback(), 0}};
+  tcp::socket client{tio};
+  std::unique_ptr<ThumbprintBackend> backend;
+  SessionConfig cfg;
+  SessionStats stats;
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  std::thread t1, t2;
+
+  explicit Lab(std::chrono::milliseconds idle = 5s) {
+    std::string err;
+    backend = ThumbprintBackend::create(kThumb, err);
+    cfg.idle_timeout = idle;
+    cfg.drain_timeout = 300ms;
+    client.connect(front.local_endpoint());
+    tcp::socket served{asio::make_strand(io)};
+    auto accepted = front.accept();
+    served.assign(tcp::v4(), accepted.release());
+    start_http_session(std::move(served), prod.local_endpoint(), *backend, cfg, stats);
+    t1 = std::thread([this] { io.run(); });
+    t2 = std::thread([this] { io.run(); });
+  }
+  ~Lab() {
+    work.reset();
+    io.stop();
+    t1.join();
+    t2.join();
+  }
+
+  void send(std::string_view s) { asio::write(client, asio::buffer(s)); }
+  // Reads exactly n bytes.
+  std::string read(std::size_t n) {
+    std::string s(n, '\0');
+    asio::read(client, asio::buffer(s));
+    return s;
+  }
+  // The error the next read gives (eof = the session closed, connection_reset = abort),
+  // waiting up to `wait`; would_block when nothing came.
+  boost::system::error_code next_read_error(std::chrono::milliseconds wait) {
+    const auto until = std::chrono::steady_clock::now() + wait;
+    client.non_blocking(true);
+    char c = 0;
+    boost::system::error_code ec;
+    while (std::chrono::steady_clock::now() < until) {
+      client.read_some(asio::buffer(&c, 1), ec);
+      if (ec != asio::error::would_block) {
+        return ec;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return ec;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("find_head_end: CRLF, bare LF, incomplete", "[backends][session]") {
+  CHECK(find_head_end(bytes("GET / HTTP/1.1\r\nHost: a\r\n\r\nX")) == 27u);
+  CHECK(find_head_end(bytes("GET / HTTP/1.1\nHost: a\n\nX")) == 24u);
+  CHECK(find_head_end(bytes("GET / HTTP/1.1\r\nHost: a\n\r\n")) == 26u);
+  CHECK_FALSE(find_head_end(bytes("GET / HTTP/1.1\r\nHost: a\r\n")));
+  CHECK_FALSE(find_head_end(bytes("GET / HTTP/1.1\r\nHost: a\r\n\r")));
+  CHECK_FALSE(find_head_end(bytes("")));
+}
+
+TEST_CASE("split_request_line", "[backends][session]") {
+  const auto r = split_request_line("HEAD /.well-known/acme-challenge/x?y HTTP/1.1\r\n\r\n");
+  CHECK(r.method == "HEAD");
+  CHECK(r.target == "/.well-known/acme-challenge/x?y");
+  CHECK(split_request_line("GET /a\r\n").target == "/a");
+  CHECK(split_request_line("GET").method.empty());
+}
+
+TEST_CASE("format_response: every answer kind, GET and HEAD", "[backends][session]") {
+  std::string out;
+  Answer a;
+  a.kind = Answer::Kind::KeyAuthorization;
+  a.body = "tok.thumb";
+  format_response(a, false, out);
+  CHECK(out == response_200("tok.thumb"));
+  format_response(a, true, out);
+  CHECK(out == response_200("tok.thumb", true));
+  a = {};
+  format_response(a, false, out);
+  CHECK(out == "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nnot found\n");
+  a.kind = Answer::Kind::Redirect;
+  a.location = "https://v.example/.well-known/acme-challenge/t";
+  format_response(a, false, out);
+  CHECK(out == "HTTP/1.1 302 Found\r\nLocation: https://v.example/.well-known/acme-challenge/t\r\n"
+               "Content-Length: 0\r\n\r\n");
+  a.kind = Answer::Kind::Unavailable;
+  format_response(a, true, out);
+  CHECK(out == "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\n");
+}
+
+TEST_CASE("session: keep-alive and pipelined challenges, passive close", "[backends][session]") {
+  Lab lab;
+  const std::string body = "tok1." + std::string(kThumb);
+  lab.send("GET /.well-known/acme-challenge/tok1 HTTP/1.1\r\nHost: a.example\r\n\r\n");
+  CHECK(lab.read(response_200(body).size()) == response_200(body));
+  // Two requests in one write, the second split from its end: both answered in order.
+  lab.send("HEAD /.well-known/acme-challenge/tok2 HTTP/1.1\r\nHost: a\r\n\r\n"
+           "GET /.well-known/acme-challenge/tok3 HTTP/1.1\r\nHo");
+  lab.send("st: a\r\n\r\n");
+  const std::string b2 = "tok2." + std::string(kThumb);
+  const std::string b3 = "tok3." + std::string(kThumb);
+  const std::string want = response_200(b2, true) + response_200(b3);
+  CHECK(lab.read(want.size()) == want);
+  // Never the first to close: nothing more comes while the client stays.
+  CHECK(lab.next_read_error(300ms) == asio::error::would_block);
+  lab.client.shutdown(tcp::socket::shutdown_send);
+  CHECK(lab.next_read_error(2s) == asio::error::eof);
+  CHECK(lab.stats.answered_keyauth == 3);
+  CHECK(lab.stats.client_closed == 1);
+}
+
+TEST_CASE("session: a non-challenge request is relayed to production byte for byte",
+          "[backends][session]") {
+  Lab lab;
+  const std::string body = "tok." + std::string(kThumb);
+  lab.send("GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(lab.read(response_200(body).size()) == response_200(body));
+
+  const std::string second = "GET /index.html HTTP/1.1\r\nHost: a\r\nX-Case: KeEp\r\n\r\n";
+  lab.send(second);
+  auto p = lab.prod.accept();
+  std::string got(second.size(), '\0');
+  asio::read(p, asio::buffer(got));
+  CHECK(got == second);
+  const std::string page = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+  asio::write(p, asio::buffer(page));
+  CHECK(lab.read(page.size()) == page);
+  // The client closes: production sees EOF, then closes; the session closes after the client.
+  lab.client.shutdown(tcp::socket::shutdown_send);
+  char c = 0;
+  boost::system::error_code ec;
+  p.read_some(asio::buffer(&c, 1), ec);
+  CHECK(ec == asio::error::eof);
+  p.close();
+  CHECK(lab.next_read_error(2s) == asio::error::eof);
+  CHECK(lab.stats.relayed == 1);
+}
+
+TEST_CASE("session: production closing first does not make the session FIN the client",
+          "[backends][session]") {
+  Lab lab;
+  lab.send("GET / HTTP/1.0\r\n\r\n");
+  auto p = lab.prod.accept();
+  std::string got(18, '\0');
+  asio::read(p, asio::buffer(got));
+  asio::write(p, asio::buffer(std::string_view("HTTP/1.0 200 OK\r\n\r\nbye")));
+  p.close();
+  CHECK(lab.read(22) == "HTTP/1.0 200 OK\r\n\r\nbye");
+  // drain_timeout (300 ms) later the session aborts: RST, not FIN.
+  CHECK(lab.next_read_error(2s) == asio::error::connection_reset);
+  CHECK(lab.stats.idle_aborted == 1);
+}
+
+TEST_CASE("session: an idle client is aborted with RST at the deadline", "[backends][session]") {
+  Lab lab{200ms};
+  lab.send("GET /.well-known/acme-challenge/t HTTP/1.1\r\n");  // head never completed
+  CHECK(lab.next_read_error(2s) == asio::error::connection_reset);
+  CHECK(lab.stats.idle_aborted == 1);
+  CHECK(lab.stats.answered_keyauth == 0);
+}

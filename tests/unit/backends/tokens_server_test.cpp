@@ -1,0 +1,178 @@
+// The token socket over a real unix socket: TokenServer on an io_context thread, the client
+// side as `acmegw token` uses it.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "backends/tokens_server.hpp"
+#include "temp_dir.hpp"
+
+using namespace std::chrono_literals;
+using acmegw::backends::Answer;
+using acmegw::backends::ChallengeRequest;
+using acmegw::backends::token_request;
+using acmegw::backends::TokensBackend;
+using acmegw::backends::TokenServer;
+using acmegw::backends::TokenServerOptions;
+using acmegw::backends::TokenStore;
+using acmegw::test::TempDir;
+
+namespace {
+
+const std::string kKeyauth = "tok-1.NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+
+// A server on its own io_context thread, stopped and joined at scope exit.
+struct Running {
+  explicit Running(TokenServerOptions opt) {
+    const auto err = server.start(opt);
+    INFO(err.value_or(""));
+    REQUIRE_FALSE(err);
+    thread = std::thread{[this] { io.run(); }};
+  }
+  ~Running() {
+    boost::asio::post(io, [this] { server.stop(); });
+    work.reset();
+    thread.join();
+  }
+  boost::asio::io_context io;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
+  TokenStore store;
+  TokenServer server{io, store};
+  std::thread thread;
+};
+
+std::string request(const std::string& path, std::string_view line) {
+  std::string error;
+  const auto r = token_request(path, line, 2000ms, error);
+  INFO(error);
+  REQUIRE(r);
+  return *r;
+}
+
+}  // namespace
+
+TEST_CASE("TokenServer: add, list, remove over the socket", "[backends][tokens]") {
+  TempDir d;
+  TokenServerOptions opt;
+  opt.path = (d.path() / "tokens.sock").string();
+  Running r{opt};
+
+  struct stat st{};
+  REQUIRE(::lstat(opt.path.c_str(), &st) == 0);
+  CHECK(S_ISSOCK(st.st_mode));
+  CHECK((st.st_mode & 07777) == 0600);
+
+  CHECK(request(opt.path, "add tok-1 " + kKeyauth + " ttl=60") == "ok\n");
+  CHECK(r.store.find("tok-1", "any", TokenStore::Clock::now()) == kKeyauth);
+  CHECK(request(opt.path, "list") == "token tok-1 " + kKeyauth + " ttl=60\nok 1\n");
+  CHECK(request(opt.path, "add tok-2 " + kKeyauth) ==
+        "error invalid key authorization: want TOKEN.THUMBPRINT for this token\n");
+  CHECK(request(opt.path, "remove tok-1") == "ok\n");
+  CHECK(request(opt.path, "list") == "ok 0\n");
+  CHECK(request(opt.path, std::string(2000, 'a')) == "error request too long\n");
+}
+
+TEST_CASE("TokenServer: mode, stale socket, refusal to clobber", "[backends][tokens]") {
+  TempDir d;
+  TokenServerOptions opt;
+  opt.path = (d.path() / "tokens.sock").string();
+  opt.mode = 0660;
+  {
+    Running r{opt};
+    struct stat st{};
+    REQUIRE(::lstat(opt.path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0660);
+  }
+  CHECK_FALSE(std::filesystem::exists(opt.path));  // stop() removes it
+
+  // A socket file left by a killed process is replaced.
+  {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    opt.path.copy(sa.sun_path, sizeof sa.sun_path - 1);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    ::close(fd);
+  }
+  {
+    Running r{opt};
+    CHECK(request(opt.path, "list") == "ok 0\n");
+  }
+
+  // Any other file is left alone.
+  d.write("tokens.sock", "precious");
+  boost::asio::io_context io;
+  TokenStore store;
+  TokenServer s{io, store};
+  const auto err = s.start(opt);
+  REQUIRE(err);
+  CHECK(err->find("is not a socket") != std::string::npos);
+}
+
+TEST_CASE("TokenServer: a silent client is dropped at the deadline", "[backends][tokens]") {
+  TempDir d;
+  TokenServerOptions opt;
+  opt.path = (d.path() / "tokens.sock").string();
+  opt.client_timeout = 100ms;
+  Running r{opt};
+
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  opt.path.copy(sa.sun_path, sizeof sa.sun_path - 1);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  char c = 0;
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(::read(fd, &c, 1) == 0);  // EOF: the server closed us
+  CHECK(std::chrono::steady_clock::now() - start < 2s);
+  ::close(fd);
+  CHECK(request(opt.path, "list") == "ok 0\n");  // and still serves others
+}
+
+TEST_CASE("token_request: no server is a clear error", "[backends][tokens]") {
+  TempDir d;
+  std::string error;
+  CHECK_FALSE(token_request((d.path() / "none.sock").string(), "list", 500ms, error));
+  CHECK(error.find("none.sock") != std::string::npos);
+}
+
+TEST_CASE("TokensBackend: a token added over the socket is answered", "[backends][tokens]") {
+  TempDir d;
+  TokenServerOptions opt;
+  opt.path = (d.path() / "tokens.sock").string();
+  std::string error;
+  auto b = TokensBackend::create(opt, error);
+  INFO(error);
+  REQUIRE(b);
+  CHECK(b->name() == "tokens");
+  const ChallengeRequest req{"GET", "tok-1", "www.example.com", "/.well-known/acme-challenge/tok-1"};
+  CHECK(b->answer(req).kind == Answer::Kind::NotFound);
+
+  CHECK(request(opt.path, "add tok-1 " + kKeyauth + " host=WWW.example.com") == "ok\n");
+  const Answer hit = b->answer(req);
+  CHECK(hit.kind == Answer::Kind::KeyAuthorization);
+  CHECK(hit.body == kKeyauth);
+  CHECK(b->answer(ChallengeRequest{"HEAD", "tok-1", "other.example.com", "/"}).kind ==
+        Answer::Kind::NotFound);  // bound to its host
+
+  CHECK(request(opt.path, "remove tok-1") == "ok\n");
+  CHECK(b->answer(req).kind == Answer::Kind::NotFound);
+
+  b.reset();
+  CHECK_FALSE(std::filesystem::exists(opt.path));
+  std::string err2;
+  CHECK_FALSE(TokensBackend::create(TokenServerOptions{(d.path() / "no/such/dir.sock").string()},
+                                    err2));
+  CHECK(err2.find("bind") != std::string::npos);
+}

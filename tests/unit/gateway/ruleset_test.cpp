@@ -1,0 +1,293 @@
+// Golden tests of the generated ruleset and of the install/remove plans (gateway/rules/ruleset.hpp).
+// Expected texts are written out in full: a changed rule must show up here as a diff.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "gateway/config/config.hpp"
+#include "gateway/packet/prefilter.hpp"
+#include "gateway/rules/ruleset.hpp"
+
+namespace {
+
+using acmegw::gateway::Config;
+using acmegw::gateway::Endpoint;
+using acmegw::packet::Family;
+using namespace acmegw::rules;
+
+// Stand-ins for the xt_bpf programs so the expectations stay readable; the real programs are
+// plugged in by default_programs() (checked at the end).
+const BpfPrograms kFake{"1,6 0 0 1", "1,6 0 0 0"};
+
+Endpoint endpoint(std::string_view text) {
+  std::string error;
+  const auto e = acmegw::gateway::parse_endpoint(text, error);
+  REQUIRE(e.has_value());
+  return *e;
+}
+
+Config config(std::initializer_list<std::string_view> endpoints) {
+  Config cfg;
+  for (const auto e : endpoints) {
+    cfg.protect.push_back(endpoint(e));
+  }
+  REQUIRE(acmegw::gateway::validate(cfg).empty());
+  return cfg;
+}
+
+std::vector<std::string> texts(const std::vector<PlanLine>& plan) {
+  std::vector<std::string> out;
+  for (const auto& l : plan) {
+    out.push_back(l.text);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("ruleset: IPv4 with defaults, http + tls endpoints, one queue", "[rules]") {
+  const Config cfg = config({"203.0.113.10", "tls://198.51.100.0/24:8443", "[2001:db8::1]:80"});
+  const std::string expected =
+      "*mangle\n"
+      ":ACMEGW-PRE - [0:0]\n"
+      ":ACMEGW-HTTP - [0:0]\n"
+      "-A PREROUTING -m comment --comment acmegw -j ACMEGW-PRE\n"
+      "-A ACMEGW-PRE -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: save "
+      "production verdict\" -j CONNMARK --save-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
+      "-A ACMEGW-PRE -m mark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: save "
+      "takeover verdict\" -j CONNMARK --save-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
+      "-A ACMEGW-PRE -m connmark --mark 0x200000/0xf00000 -m conntrack --ctdir REPLY -m comment "
+      "--comment \"acmegw: drop production side of taken flow\" -j DROP\n"
+      "-A ACMEGW-PRE -m comment --comment \"acmegw: restore flow decision\" -j CONNMARK "
+      "--restore-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
+      "-A ACMEGW-PRE -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: production "
+      "flow, fast path\" -j RETURN\n"
+      "-A ACMEGW-PRE -m mark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: taken flow, "
+      "routed to local\" -j ACCEPT\n"
+      "-A ACMEGW-PRE -d 203.0.113.10/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate "
+      "ESTABLISHED --ctdir ORIGINAL -m comment --comment \"acmegw: protected http endpoint\" -j "
+      "ACMEGW-HTTP\n"
+      "-A ACMEGW-PRE -d 198.51.100.0/24 -p tcp -m tcp --dport 8443 -m conntrack --ctstate "
+      "ESTABLISHED --ctdir ORIGINAL -m bpf --bytecode \"1,6 0 0 1\" -m comment --comment "
+      "\"acmegw: queue tls data of undecided flow\" -j NFQUEUE --queue-num 0 --queue-bypass\n"
+      "-A ACMEGW-HTTP -m mark --mark 0x0/0xf00000 -m bpf --bytecode \"1,6 0 0 0\" -m comment "
+      "--comment \"acmegw: prefilter, not a challenge\" -j MARK --set-xmark 0x100000/0xf00000\n"
+      "-A ACMEGW-HTTP -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: save "
+      "prefilter verdict\" -j CONNMARK --save-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
+      "-A ACMEGW-HTTP -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: prefilter "
+      "passed, fast path\" -j RETURN\n"
+      "-A ACMEGW-HTTP -m bpf --bytecode \"1,6 0 0 1\" -m comment --comment \"acmegw: queue http "
+      "data of undecided flow\" -j NFQUEUE --queue-num 0 --queue-bypass\n"
+      "COMMIT\n"
+      "*raw\n"
+      ":ACMEGW-OUT - [0:0]\n"
+      "-A OUTPUT -m comment --comment acmegw -j ACMEGW-OUT\n"
+      "-A ACMEGW-OUT -m mark --mark 0x400000/0xf00000 -m comment --comment \"acmegw: untracked "
+      "reset to production\" -j CT --notrack\n"
+      "COMMIT\n"
+      "*filter\n"
+      ":ACMEGW-FWD - [0:0]\n"
+      "-A FORWARD -m comment --comment acmegw -j ACMEGW-FWD\n"
+      "-A ACMEGW-FWD -m connmark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: taken "
+      "flow, never forwarded\" -j DROP\n"
+      "COMMIT\n";
+  CHECK(render_save(build_ruleset(cfg, Family::V4, kFake)) == expected);
+}
+
+TEST_CASE("ruleset: IPv6, custom masks, queue balance, prefix, no prefilter", "[rules]") {
+  Config cfg = config({"[2001:db8::/64]:8080", "192.0.2.1"});
+  cfg.marks = {0x0000ff00, 0x00000100, 0x00000200, 0x00000300, 0x00000400};
+  cfg.queue.first = 4;
+  cfg.queue.count = 3;
+  cfg.chain_prefix = "AGW";
+  cfg.prefilter = false;
+  REQUIRE(acmegw::gateway::validate(cfg).empty());
+  const std::string expected =
+      "*mangle\n"
+      ":AGW-PRE - [0:0]\n"
+      ":AGW-HTTP - [0:0]\n"
+      "-A PREROUTING -m comment --comment acmegw -j AGW-PRE\n"
+      "-A AGW-PRE -m mark --mark 0x100/0xff00 -m comment --comment \"acmegw: save production "
+      "verdict\" -j CONNMARK --save-mark --nfmask 0xff00 --ctmask 0xff00\n"
+      "-A AGW-PRE -m mark --mark 0x200/0xff00 -m comment --comment \"acmegw: save takeover "
+      "verdict\" -j CONNMARK --save-mark --nfmask 0xff00 --ctmask 0xff00\n"
+      "-A AGW-PRE -m connmark --mark 0x200/0xff00 -m conntrack --ctdir REPLY -m comment "
+      "--comment \"acmegw: drop production side of taken flow\" -j DROP\n"
+      "-A AGW-PRE -m comment --comment \"acmegw: restore flow decision\" -j CONNMARK "
+      "--restore-mark --nfmask 0xff00 --ctmask 0xff00\n"
+      "-A AGW-PRE -m mark --mark 0x100/0xff00 -m comment --comment \"acmegw: production flow, "
+      "fast path\" -j RETURN\n"
+      "-A AGW-PRE -m mark --mark 0x200/0xff00 -m comment --comment \"acmegw: taken flow, routed "
+      "to local\" -j ACCEPT\n"
+      "-A AGW-PRE -d 2001:db8::/64 -p tcp -m tcp --dport 8080 -m conntrack --ctstate "
+      "ESTABLISHED --ctdir ORIGINAL -m comment --comment \"acmegw: protected http endpoint\" -j "
+      "AGW-HTTP\n"
+      "-A AGW-HTTP -m bpf --bytecode \"1,6 0 0 1\" -m comment --comment \"acmegw: queue http "
+      "data of undecided flow\" -j NFQUEUE --queue-balance 4:6 --queue-bypass\n"
+      "COMMIT\n"
+      "*raw\n"
+      ":AGW-OUT - [0:0]\n"
+      "-A OUTPUT -m comment --comment acmegw -j AGW-OUT\n"
+      "-A AGW-OUT -m mark --mark 0x400/0xff00 -m comment --comment \"acmegw: untracked reset "
+      "to production\" -j CT --notrack\n"
+      "COMMIT\n"
+      "*filter\n"
+      ":AGW-FWD - [0:0]\n"
+      "-A FORWARD -m comment --comment acmegw -j AGW-FWD\n"
+      "-A AGW-FWD -m connmark --mark 0x200/0xff00 -m comment --comment \"acmegw: taken flow, "
+      "never forwarded\" -j DROP\n"
+      "COMMIT\n";
+  CHECK(render_save(build_ruleset(cfg, Family::V6, kFake)) == expected);
+}
+
+TEST_CASE("ruleset: a family without endpoints has no rules", "[rules]") {
+  const Config cfg = config({"192.0.2.1"});
+  CHECK_FALSE(has_family(cfg, Family::V6));
+  CHECK(build_ruleset(cfg, Family::V6, kFake).chains.empty());
+  CHECK(render_save(build_ruleset(cfg, Family::V6, kFake)).empty());
+}
+
+TEST_CASE("plan_install: fresh system inserts jumps first and declares every chain", "[rules]") {
+  const Config cfg = config({"192.0.2.1"});
+  const auto rs = build_ruleset(cfg, Family::V4, kFake);
+  const auto lines = texts(plan_install(rs, "ACMEGW", ""));
+  // mangle: header, 2 declarations, jump, 7 PRE + 4 HTTP rules, COMMIT; raw and filter: 5 each.
+  REQUIRE(lines.size() == 16 + 5 + 5);
+  CHECK(lines[0] == "*mangle");
+  CHECK(lines[1] == ":ACMEGW-PRE - [0:0]");
+  CHECK(lines[2] == ":ACMEGW-HTTP - [0:0]");
+  CHECK(lines[3] == "-I PREROUTING 1 -m comment --comment acmegw -j ACMEGW-PRE");
+  CHECK(lines[4].starts_with("-A ACMEGW-PRE -m mark --mark 0x100000/0xf00000"));
+  CHECK(lines[15] == "COMMIT");
+  CHECK(lines[16] == "*raw");
+  CHECK(lines[17] == ":ACMEGW-OUT - [0:0]");
+  CHECK(lines[18] == "-I OUTPUT 1 -m comment --comment acmegw -j ACMEGW-OUT");
+  CHECK(lines[20] == "COMMIT");
+  CHECK(lines[21] == "*filter");
+  CHECK(lines[23] == "-I FORWARD 1 -m comment --comment acmegw -j ACMEGW-FWD");
+  CHECK(lines.back() == "COMMIT");
+}
+
+TEST_CASE("plan_install: existing jumps are kept, a chain no longer used is removed", "[rules]") {
+  // Previously installed with an http endpoint; now only a TLS endpoint: PFX-HTTP is stale.
+  const std::string current =
+      "# Generated by iptables-save v1.8.9 (nf_tables)\n"
+      "*mangle\n"
+      ":PREROUTING ACCEPT [0:0]\n"
+      ":ACMEGW-HTTP - [0:0]\n"
+      ":ACMEGW-PRE - [0:0]\n"
+      "-A PREROUTING -m comment --comment acmegw -j ACMEGW-PRE\n"
+      "-A PREROUTING -p udp -m udp --dport 53 -j MARK --set-xmark 0x1/0xff\n"
+      "-A ACMEGW-PRE -d 192.0.2.1/32 -j ACMEGW-HTTP\n"
+      "COMMIT\n"
+      "*raw\n"
+      ":OUTPUT ACCEPT [0:0]\n"
+      ":ACMEGW-OUT - [0:0]\n"
+      "-A OUTPUT -m comment --comment acmegw -j ACMEGW-OUT\n"
+      "COMMIT\n";
+  const Config cfg = config({"tls://192.0.2.1:443"});
+  const auto lines = texts(plan_install(build_ruleset(cfg, Family::V4, kFake), "ACMEGW", current));
+  REQUIRE(lines.size() == 12 + 4 + 5);
+  CHECK(lines[0] == "*mangle");
+  CHECK(lines[1] == ":ACMEGW-PRE - [0:0]");  // flushes PRE, which drops its jump to HTTP
+  CHECK(lines[2].starts_with("-A ACMEGW-PRE "));  // no -I: the jump exists
+  CHECK(lines[8].find("--dport 443") != std::string::npos);
+  CHECK(lines[9] == "-F ACMEGW-HTTP");
+  CHECK(lines[10] == "-X ACMEGW-HTTP");
+  CHECK(lines[11] == "COMMIT");
+  CHECK(lines[12] == "*raw");
+  CHECK(lines[13] == ":ACMEGW-OUT - [0:0]");
+  CHECK(lines[14].starts_with("-A ACMEGW-OUT "));
+  CHECK(lines[16] == "*filter");
+  CHECK(lines[18] == "-I FORWARD 1 -m comment --comment acmegw -j ACMEGW-FWD");
+}
+
+TEST_CASE("plan_remove: deletes every jump (also duplicates), flushes, then deletes", "[rules]") {
+  const std::string current =
+      "*mangle\n"
+      ":PREROUTING ACCEPT [5:300]\n"
+      ":ACMEGW-HTTP - [0:0]\n"
+      ":ACMEGW-PRE - [0:0]\n"
+      ":OTHER-PRE - [0:0]\n"
+      "[3:180] -A PREROUTING -m comment --comment acmegw -j ACMEGW-PRE\n"
+      "[0:0] -A PREROUTING -m comment --comment acmegw -j ACMEGW-PRE\n"
+      "[0:0] -A PREROUTING -j OTHER-PRE\n"
+      "[0:0] -A ACMEGW-PRE -d 192.0.2.1/32 -j ACMEGW-HTTP\n"
+      "COMMIT\n"
+      "*filter\n"
+      ":FORWARD ACCEPT [0:0]\n"
+      ":ACMEGW-FWD - [0:0]\n"
+      "-A FORWARD -m comment --comment acmegw -j ACMEGW-FWD\n"
+      "COMMIT\n";
+  const std::vector<std::string> expected = {
+      "*mangle",
+      "-D PREROUTING -m comment --comment acmegw -j ACMEGW-PRE",
+      "-D PREROUTING -m comment --comment acmegw -j ACMEGW-PRE",
+      "-F ACMEGW-PRE",
+      "-F ACMEGW-HTTP",
+      "-X ACMEGW-PRE",
+      "-X ACMEGW-HTTP",
+      "COMMIT",
+      "*filter",
+      "-D FORWARD -m comment --comment acmegw -j ACMEGW-FWD",
+      "-F ACMEGW-FWD",
+      "-X ACMEGW-FWD",
+      "COMMIT",
+  };
+  CHECK(texts(plan_remove("ACMEGW", current)) == expected);
+  CHECK(plan_remove("ACMEGW", "*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n").empty());
+  CHECK(plan_remove("ACMEGW", "").empty());
+  // OTHER-PRE's jump was not added by install (no acmegw comment): it is left alone, so the -X
+  // fails loudly in iptables-restore instead of deleting somebody else's rule.
+  CHECK(texts(plan_remove("OTHER", current)) ==
+        std::vector<std::string>{"*mangle", "-F OTHER-PRE", "-X OTHER-PRE", "COMMIT"});
+}
+
+TEST_CASE("explain_restore_error: maps the failing input line to the modules it needs",
+          "[rules]") {
+  const Config cfg = config({"192.0.2.1"});
+  const auto plan = plan_install(build_ruleset(cfg, Family::V4, kFake), "ACMEGW", "");
+  // Line 12 is the prefilter rule (header, 2 declarations, jump, 7 PRE rules, then HTTP).
+  REQUIRE(plan[11].text.find("prefilter, not a challenge") != std::string::npos);
+  const std::string nft =
+      "iptables-restore v1.8.9 (nf_tables): \nline 12: RULE_APPEND failed (No such file or "
+      "directory): rule in chain ACMEGW-HTTP\n";
+  const std::string why = explain_restore_error(plan, nft);
+  CHECK(why.starts_with("rule `-A ACMEGW-HTTP -m mark --mark 0x0/0xf00000 -m bpf"));
+  CHECK(why.find("(input line 12) was rejected; it needs: xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF)")
+        != std::string::npos);
+  CHECK(explain_restore_error(plan, "Couldn't load match `bpf'\n\nError occurred at line: 12\n") ==
+        why);
+  CHECK(explain_restore_error(plan, "iptables-restore: line 12 failed\n") == why);
+  CHECK(explain_restore_error(plan, "Error occurred at line: 16\n").starts_with(
+      "the kernel rejected the table committed at input line 16"));
+  CHECK(explain_restore_error(plan, "no line number here").empty());
+  CHECK(explain_restore_error(plan, "line 999: out of range").empty());
+  CHECK(explain_restore_error(plan, "line 0: nonsense").empty());
+}
+
+TEST_CASE("route_commands: exact ip argv per family", "[rules]") {
+  Config cfg = config({"192.0.2.1"});
+  cfg.routing = {77, 1234};
+  const auto v4 = route_commands(cfg, Family::V4);
+  CHECK(join_argv(v4.rule_add) == "ip -4 rule add pref 1234 fwmark 0x200000/0xf00000 lookup 77");
+  CHECK(join_argv(v4.rule_show) ==
+        "ip -4 rule show pref 1234 fwmark 0x200000/0xf00000 lookup 77");
+  CHECK(join_argv(v4.rule_del) == "ip -4 rule del pref 1234 fwmark 0x200000/0xf00000 lookup 77");
+  CHECK(join_argv(v4.route_add) == "ip -4 route add local 0.0.0.0/0 dev lo table 77");
+  CHECK(join_argv(v4.route_show) == "ip -4 route show table 77 type local exact 0.0.0.0/0 dev lo");
+  CHECK(join_argv(v4.route_del) == "ip -4 route del local 0.0.0.0/0 dev lo table 77");
+  const auto v6 = route_commands(cfg, Family::V6);
+  CHECK(join_argv(v6.route_add) == "ip -6 route add local ::/0 dev lo table 77");
+  CHECK(join_argv(v6.rule_add) == "ip -6 rule add pref 1234 fwmark 0x200000/0xf00000 lookup 77");
+}
+
+TEST_CASE("default_programs: the packet library's programs for the default challenge", "[rules]") {
+  for (const Family f : {Family::V4, Family::V6}) {
+    const BpfPrograms p = default_programs(f);
+    CHECK(p.payload_probe ==
+          acmegw::packet::to_xt_bytecode(acmegw::packet::build_payload_probe(f)));
+    CHECK(p.prefilter == acmegw::packet::to_xt_bytecode(acmegw::packet::build_prefilter(f)));
+  }
+}
