@@ -23,7 +23,8 @@ constexpr std::size_t kRelayChunk = 16 * 1024;  // one read from production, wri
 // order (STYLE §24): operation_aborted → expected end (eof) → if (ec) return fail().
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket client, const tcp::endpoint& production, AnsweringBackend& backend,
+  // `backend` null: relay the whole connection to `production` from the first byte.
+  Session(tcp::socket client, const tcp::endpoint& production, AnsweringBackend* backend,
           const SessionConfig& cfg, SessionStats& stats)
       : client_(std::move(client)),
         prod_(client_.get_executor()),
@@ -40,11 +41,13 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  // Still open here only when the io_context is torn down under us: abort, never FIN.
+  // Still open here only when the io_context is torn down under us: abort, never FIN. The
+  // explicit close() matters: Asio's destructor-close turns a user-set linger off again.
   ~Session() {
     if (client_.is_open()) {
       boost::system::error_code ignored;
       client_.set_option(asio::socket_base::linger(true, 0), ignored);
+      client_.close(ignored);
     }
     stats_.active.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -52,6 +55,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void start() {
     touch();
     arm_timer();
+    if (backend_ == nullptr) {
+      return start_relay();
+    }
     read_request();
   }
 
@@ -61,11 +67,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // ---- Answering: one request head at a time; pipelined heads wait in in_.
 
   void read_request() {
-    client_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
-                            [self = shared_from_this()](boost::system::error_code ec,
-                                                        std::size_t n) {
-                              self->on_request_read(ec, n);
-                            });
+    client_.async_read_some(
+        asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
+        [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+          self->on_request_read(ec, n);
+        });
   }
 
   void on_request_read(boost::system::error_code ec, std::size_t n) {
@@ -94,8 +100,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     // A challenge is answered once its whole head is here, so the next pipelined request
     // starts right after it. in_ holds max_http_head bytes, where classify() stops NeedMore.
-    const auto end = c.decision == classifier::Decision::Challenge ? find_head_end(buf)
-                                                                   : std::nullopt;
+    const auto end =
+        c.decision == classifier::Decision::Challenge ? find_head_end(buf) : std::nullopt;
     if (!end) {
       if (in_len_ == in_.size()) {
         stats_.head_too_large.fetch_add(1, std::memory_order_relaxed);
@@ -105,14 +111,14 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     const std::string_view head{reinterpret_cast<const char*>(in_.data()), *end};
     const RequestLine line = split_request_line(head);
-    const Answer a = backend_.answer({line.method, c.token, c.host.view(), line.target});
+    const Answer a = backend_->answer({line.method, c.token, c.host.view(), line.target});
     count(a.kind);
     format_response(a, line.method == "HEAD", out_);
-    asio::async_write(client_, asio::buffer(out_),
-                      [self = shared_from_this(), consumed = *end](boost::system::error_code e,
-                                                                   std::size_t) {
-                        self->on_response_written(e, consumed);
-                      });
+    asio::async_write(
+        client_, asio::buffer(out_),
+        [self = shared_from_this(), consumed = *end](boost::system::error_code e, std::size_t) {
+          self->on_response_written(e, consumed);
+        });
   }
 
   void on_response_written(boost::system::error_code ec, std::size_t consumed) {
@@ -151,10 +157,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void start_relay() {
     mode_ = Mode::Relaying;
     stats_.relayed.fetch_add(1, std::memory_order_relaxed);
-    prod_.async_connect(production_,
-                        [self = shared_from_this()](boost::system::error_code ec) {
-                          self->on_prod_connected(ec);
-                        });
+    prod_.async_connect(production_, [self = shared_from_this()](boost::system::error_code ec) {
+      self->on_prod_connected(ec);
+    });
   }
 
   void on_prod_connected(boost::system::error_code ec) {
@@ -182,60 +187,60 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Client -> production; in_ is the buffer from here on.
   void pump_up() {
-    client_.async_read_some(
-        asio::buffer(in_), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-          if (ec == asio::error::operation_aborted) {
-            return;
-          }
-          if (ec == asio::error::eof) {
-            self->client_eof_ = true;
-            boost::system::error_code ignored;
-            self->prod_.shutdown(tcp::socket::shutdown_send, ignored);  // our own connection
-            return self->maybe_finish();
-          }
-          if (ec) {
-            return self->fail();
-          }
-          self->touch();
-          asio::async_write(self->prod_, asio::buffer(self->in_.data(), n),
-                            [self](boost::system::error_code e, std::size_t) {
-                              if (e == asio::error::operation_aborted) {
-                                return;
-                              }
-                              if (e) {
-                                return self->fail();
-                              }
-                              self->pump_up();
-                            });
-        });
+    client_.async_read_some(asio::buffer(in_), [self = shared_from_this()](
+                                                   boost::system::error_code ec, std::size_t n) {
+      if (ec == asio::error::operation_aborted) {
+        return;
+      }
+      if (ec == asio::error::eof) {
+        self->client_eof_ = true;
+        boost::system::error_code ignored;
+        self->prod_.shutdown(tcp::socket::shutdown_send, ignored);  // our own connection
+        return self->maybe_finish();
+      }
+      if (ec) {
+        return self->fail();
+      }
+      self->touch();
+      asio::async_write(self->prod_, asio::buffer(self->in_.data(), n),
+                        [self](boost::system::error_code e, std::size_t) {
+                          if (e == asio::error::operation_aborted) {
+                            return;
+                          }
+                          if (e) {
+                            return self->fail();
+                          }
+                          self->pump_up();
+                        });
+    });
   }
 
   // Production -> client.
   void pump_down() {
-    prod_.async_read_some(
-        asio::buffer(down_), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-          if (ec == asio::error::operation_aborted) {
-            return;
-          }
-          if (ec == asio::error::eof) {
-            self->prod_eof_ = true;
-            return self->maybe_finish();
-          }
-          if (ec) {
-            return self->fail();
-          }
-          self->touch();
-          asio::async_write(self->client_, asio::buffer(self->down_.data(), n),
-                            [self](boost::system::error_code e, std::size_t) {
-                              if (e == asio::error::operation_aborted) {
-                                return;
-                              }
-                              if (e) {
-                                return self->fail();
-                              }
-                              self->pump_down();
-                            });
-        });
+    prod_.async_read_some(asio::buffer(down_),
+                          [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                            if (ec == asio::error::operation_aborted) {
+                              return;
+                            }
+                            if (ec == asio::error::eof) {
+                              self->prod_eof_ = true;
+                              return self->maybe_finish();
+                            }
+                            if (ec) {
+                              return self->fail();
+                            }
+                            self->touch();
+                            asio::async_write(self->client_, asio::buffer(self->down_.data(), n),
+                                              [self](boost::system::error_code e, std::size_t) {
+                                                if (e == asio::error::operation_aborted) {
+                                                  return;
+                                                }
+                                                if (e) {
+                                                  return self->fail();
+                                                }
+                                                self->pump_down();
+                                              });
+                          });
   }
 
   // Ends once both sides closed. Production closing first must not make us FIN the client
@@ -279,9 +284,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Moves the deadline: idle_timeout from now, or drain_timeout once production has closed.
-  void touch() {
-    deadline_ = Clock::now() + (prod_eof_ ? cfg_.drain_timeout : cfg_.idle_timeout);
-  }
+  void touch() { deadline_ = Clock::now() + (prod_eof_ ? cfg_.drain_timeout : cfg_.idle_timeout); }
 
   // One timer per session: it wakes at the deadline it was armed with and re-arms itself when
   // activity moved the deadline later meanwhile; moving it earlier re-arms explicitly.
@@ -303,12 +306,12 @@ class Session : public std::enable_shared_from_this<Session> {
   tcp::socket prod_;
   tcp::endpoint production_;
   asio::steady_timer timer_;
-  AnsweringBackend& backend_;
+  AnsweringBackend* backend_;  // null: relay only
   const SessionConfig& cfg_;
   SessionStats& stats_;
   std::vector<std::byte> in_;  // request heads; client -> production chunks when relaying
   std::size_t in_len_ = 0;
-  std::string out_;            // the response being written
+  std::string out_;  // the response being written
   std::array<std::byte, kRelayChunk> down_{};
   Clock::time_point deadline_{};
   Mode mode_ = Mode::Answering;
@@ -321,7 +324,14 @@ class Session : public std::enable_shared_from_this<Session> {
 void start_http_session(tcp::socket client, const tcp::endpoint& production,
                         AnsweringBackend& backend, const SessionConfig& cfg, SessionStats& stats) {
   const auto ex = client.get_executor();
-  auto s = std::make_shared<Session>(std::move(client), production, backend, cfg, stats);
+  auto s = std::make_shared<Session>(std::move(client), production, &backend, cfg, stats);
+  asio::dispatch(ex, [s = std::move(s)] { s->start(); });
+}
+
+void start_relay_session(tcp::socket client, const tcp::endpoint& target, const SessionConfig& cfg,
+                         SessionStats& stats) {
+  const auto ex = client.get_executor();
+  auto s = std::make_shared<Session>(std::move(client), target, nullptr, cfg, stats);
   asio::dispatch(ex, [s = std::move(s)] { s->start(); });
 }
 

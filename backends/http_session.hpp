@@ -28,7 +28,7 @@
 namespace acmegw::backends {
 
 struct SessionConfig {
-  classifier::Limits limits;                      // request head bound (max_http_head)
+  classifier::Limits limits;                       // request head bound (max_http_head)
   std::chrono::milliseconds idle_timeout{30'000};  // no byte from either side this long: abort
   std::chrono::milliseconds drain_timeout{2'000};  // production closed a relay: abort after
 };
@@ -36,26 +36,32 @@ struct SessionConfig {
 // One counter per outcome (STYLE §20); shared by every session, updated from Asio threads.
 struct SessionStats {
   std::atomic<std::uint64_t> started{0};
-  std::atomic<std::uint64_t> active{0};           // gauge
+  std::atomic<std::uint64_t> active{0};            // gauge
   std::atomic<std::uint64_t> answered_keyauth{0};  // 200 with a key authorization
   std::atomic<std::uint64_t> answered_not_found{0};
   std::atomic<std::uint64_t> answered_redirect{0};
   std::atomic<std::uint64_t> answered_unavailable{0};
-  std::atomic<std::uint64_t> relayed{0};            // connections switched to production
+  std::atomic<std::uint64_t> relayed{0};  // connections switched to production
   std::atomic<std::uint64_t> relay_connect_failed{0};
-  std::atomic<std::uint64_t> head_too_large{0};     // challenge head without end within bound
-  std::atomic<std::uint64_t> client_closed{0};      // ended by the client's FIN
-  std::atomic<std::uint64_t> idle_aborted{0};       // ended by the idle/drain deadline
-  std::atomic<std::uint64_t> io_errors{0};          // ended by a socket error (e.g. client RST)
+  std::atomic<std::uint64_t> head_too_large{0};  // challenge head without end within bound
+  std::atomic<std::uint64_t> client_closed{0};   // ended by the client's FIN
+  std::atomic<std::uint64_t> idle_aborted{0};    // ended by the idle/drain deadline
+  std::atomic<std::uint64_t> io_errors{0};       // ended by a socket error (e.g. client RST)
 };
 
 // Takes ownership of `client` (an established socket whose executor is a strand) and serves it
 // until it ends; non-challenge requests are relayed to `production` (the post-DNAT address).
 // `backend`, `cfg` and `stats` must outlive the socket's io_context.
 void start_http_session(boost::asio::ip::tcp::socket client,
-                        const boost::asio::ip::tcp::endpoint& production,
-                        AnsweringBackend& backend, const SessionConfig& cfg,
-                        SessionStats& stats);
+                        const boost::asio::ip::tcp::endpoint& production, AnsweringBackend& backend,
+                        const SessionConfig& cfg, SessionStats& stats);
+
+// The `relay HOST:PORT` backend (DESIGN.md §3): relays the whole taken-over connection, bytes
+// as received (the held request first), to `target` (e.g. certbot --standalone on a validation
+// host), with the same closing rules and deadline as an HTTP session.
+void start_relay_session(boost::asio::ip::tcp::socket client,
+                         const boost::asio::ip::tcp::endpoint& target, const SessionConfig& cfg,
+                         SessionStats& stats);
 
 // ---- Pure helpers (tests/unit/backends/http_session_test.cpp).
 

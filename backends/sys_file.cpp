@@ -1,9 +1,12 @@
 #include "backends/sys_file.hpp"
 
+#include <array>
 #include <cerrno>
 
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/openat2.h>
+#include <pwd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -58,6 +61,28 @@ SysResult<int> chmod(const char* path, ::mode_t mode) noexcept {
 SysResult<int> lchown(const char* path, ::uid_t uid, ::gid_t gid) noexcept {
   const int r = ::lchown(path, uid, gid);
   return {r, r != 0 ? errno : 0};
+}
+
+SysResult<::uid_t> user_id(const char* name) noexcept {
+  ::passwd pw{};
+  ::passwd* found = nullptr;
+  std::array<char, 4096> buf{};
+  const int r = ::getpwnam_r(name, &pw, buf.data(), buf.size(), &found);
+  if (r != 0 || found == nullptr) {
+    return {0, r != 0 ? r : ENOENT};
+  }
+  return {pw.pw_uid, 0};
+}
+
+SysResult<::gid_t> group_id(const char* name) noexcept {
+  ::group gr{};
+  ::group* found = nullptr;
+  std::array<char, 4096> buf{};
+  const int r = ::getgrnam_r(name, &gr, buf.data(), buf.size(), &found);
+  if (r != 0 || found == nullptr) {
+    return {0, r != 0 ? r : ENOENT};
+  }
+  return {gr.gr_gid, 0};
 }
 
 SysResult<std::size_t> read_full(int fd, std::span<std::byte> buf) noexcept {

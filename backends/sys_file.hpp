@@ -40,6 +40,12 @@ using acmegw::sys::UniqueFd;
 // lchown(2); -1 keeps the owner or group as it is.
 [[nodiscard]] SysResult<int> lchown(const char* path, ::uid_t uid, ::gid_t gid) noexcept;
 
+// The uid of user `name` (getpwnam_r); err ENOENT when there is no such user.
+[[nodiscard]] SysResult<::uid_t> user_id(const char* name) noexcept;
+
+// The gid of group `name` (getgrnam_r); err ENOENT when there is no such group.
+[[nodiscard]] SysResult<::gid_t> group_id(const char* name) noexcept;
+
 // Reads until `buf` is full or end of file (retrying EINTR); value = bytes read.
 [[nodiscard]] SysResult<std::size_t> read_full(int fd, std::span<std::byte> buf) noexcept;
 

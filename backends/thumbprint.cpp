@@ -8,8 +8,7 @@ std::unique_ptr<ThumbprintBackend> ThumbprintBackend::create(std::string_view th
                                                              std::string& error) {
   if (thumbprint.size() != kThumbprintLen) {
     error = "thumbprint must be " + std::to_string(kThumbprintLen) +
-            " base64url characters (SHA-256, no padding), got " +
-            std::to_string(thumbprint.size());
+            " base64url characters (SHA-256, no padding), got " + std::to_string(thumbprint.size());
     return nullptr;
   }
   if (!is_thumbprint(thumbprint)) {

@@ -1,6 +1,7 @@
 #include "backends/tokens_server.hpp"
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <new>
 
@@ -96,8 +97,60 @@ class Session : public std::enable_shared_from_this<Session> {
 
 }  // namespace
 
-TokenServer::TokenServer(asio::io_context& io, TokenStore& store) noexcept
-    : io_(io), store_(store), acceptor_(io) {}
+std::optional<TokenServerOptions> parse_token_socket_spec(std::string_view spec,
+                                                         std::string& error) {
+  TokenServerOptions opt;
+  const auto comma = spec.find(',');
+  opt.path = std::string{spec.substr(0, comma)};
+  if (!opt.path.starts_with('/')) {
+    error = "tokens: the socket path must be absolute: " + opt.path;
+    return std::nullopt;
+  }
+  std::string_view rest = comma == std::string_view::npos ? "" : spec.substr(comma + 1);
+  while (!rest.empty()) {
+    const auto next = rest.find(',');
+    const auto item = rest.substr(0, next);
+    rest = next == std::string_view::npos ? "" : rest.substr(next + 1);
+    const auto eq = item.find('=');
+    const auto key = item.substr(0, eq);
+    const std::string value{eq == std::string_view::npos ? "" : item.substr(eq + 1)};
+    unsigned long number = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number,
+                                           key == "mode" ? 8 : 10);
+    const bool numeric = !value.empty() && ec == std::errc{} && end == value.data() + value.size();
+    if (key == "mode") {
+      if (!numeric || number > 0777) {
+        error = "tokens: mode must be octal, at most 0777: " + value;
+        return std::nullopt;
+      }
+      opt.mode = static_cast<::mode_t>(number);
+    } else if (key == "owner" && !value.empty()) {
+      const auto uid = numeric ? sys::SysResult<::uid_t>{static_cast<::uid_t>(number), 0}
+                               : sys::user_id(value.c_str());
+      if (!uid.ok()) {
+        error = "tokens: no such user: " + value;
+        return std::nullopt;
+      }
+      opt.owner = uid.value;
+    } else if (key == "group" && !value.empty()) {
+      const auto gid = numeric ? sys::SysResult<::gid_t>{static_cast<::gid_t>(number), 0}
+                               : sys::group_id(value.c_str());
+      if (!gid.ok()) {
+        error = "tokens: no such group: " + value;
+        return std::nullopt;
+      }
+      opt.group = gid.value;
+    } else {
+      error = "tokens: unknown option '" + std::string{item} +
+              "' (want PATH[,mode=OCTAL][,owner=USER][,group=GROUP])";
+      return std::nullopt;
+    }
+  }
+  return opt;
+}
+
+TokenServer::TokenServer(asio::io_context& io, TokenStore& store)
+    : store_(store), acceptor_(io), retry_(io) {}
 
 TokenServer::~TokenServer() { stop(); }
 
@@ -148,6 +201,7 @@ void TokenServer::stop() noexcept {
   }
   boost::system::error_code ignored;
   acceptor_.close(ignored);
+  retry_.cancel();
   (void)sys::unlink(opt_.path.c_str());
 }
 
@@ -158,9 +212,15 @@ void TokenServer::accept() {
     }
     if (!ec) {
       std::make_shared<Session>(std::move(s), store_, opt_.client_timeout)->start();
+      return accept();
     }
-    // Other accept errors (EMFILE, ECONNABORTED) concern one client; keep serving.
-    accept();
+    // EMFILE/ENFILE/ENOBUFS would fail again at once: retry after a pause instead of spinning.
+    retry_.expires_after(std::chrono::milliseconds{100});
+    retry_.async_wait([this](boost::system::error_code wec) {
+      if (!wec && acceptor_.is_open()) {
+        accept();
+      }
+    });
   });
 }
 

@@ -14,6 +14,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "backends/backend.hpp"
 #include "backends/tokens.hpp"
@@ -30,10 +31,16 @@ struct TokenServerOptions {
   std::chrono::milliseconds client_timeout{5000};  // a client must send its line within this
 };
 
+// Parses the value of `--backend tokens=SPEC`: "PATH[,mode=OCTAL][,owner=USER][,group=GROUP]"
+// (PATH absolute; mode 0600 by default, at most 0777; USER/GROUP a name or a number, looked up
+// in the user database). Returns nullopt and sets `error` naming the bad part.
+[[nodiscard]] std::optional<TokenServerOptions> parse_token_socket_spec(std::string_view spec,
+                                                                        std::string& error);
+
 class TokenServer {
  public:
   // `io` and `store` must outlive the server. Sessions run on `io`'s threads.
-  TokenServer(boost::asio::io_context& io, TokenStore& store) noexcept;
+  TokenServer(boost::asio::io_context& io, TokenStore& store);
   ~TokenServer();  // stop()
   TokenServer(const TokenServer&) = delete;
   TokenServer& operator=(const TokenServer&) = delete;
@@ -48,9 +55,9 @@ class TokenServer {
  private:
   void accept();
 
-  boost::asio::io_context& io_;
   TokenStore& store_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
+  boost::asio::steady_timer retry_;  // accept back-off after a failed accept
   TokenServerOptions opt_;
 };
 

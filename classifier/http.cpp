@@ -14,7 +14,7 @@ using namespace std::string_view_literals;
 
 constexpr std::string_view kChallengePrefix = "/.well-known/acme-challenge/";
 constexpr std::size_t kMaxToken = 255;  // ACME tokens are 43 base64url chars today
-// Longest absolute-form authority we accept: "[" + 253 + "]:" + 5 digits, rounded up.
+// Longest absolute-form authority we accept: "[" + a 255-byte host + "]:" + 5 port digits.
 constexpr std::size_t kMaxAuthority = kMaxHostLen + 8;
 
 // Byte classes, one table lookup per byte on the hot loops.
@@ -401,13 +401,15 @@ class HttpParser {
     while (!v.empty() && (byte_at(v, v.size() - 1) == ' ' || byte_at(v, v.size() - 1) == '\t')) {
       v = v.first(v.size() - 1);
     }
-    HostName scratch;
-    std::uint16_t port = 0;
-    if (!parse_authority(v, absolute_form_ ? scratch : out_.host,
-                         absolute_form_ ? port : out_.host_port)) {
-      return malformed(i_ - 1);
+    bool valid = false;
+    if (absolute_form_) {
+      HostName ignored;
+      std::uint16_t ignored_port = 0;
+      valid = parse_authority(v, ignored, ignored_port);
+    } else {
+      valid = parse_authority(v, out_.host, out_.host_port);
     }
-    return true;
+    return valid || malformed(i_ - 1);
   }
 
   // End of the head (i_ is past the empty line). HTTP/1.1 requires a Host (or absolute form).

@@ -54,9 +54,8 @@ void execute(Action action, const RulesOptions& opts) {
       case Action::Install:
         check(rules::install_needs(cfg));
         rules::install_rules(cfg);
-        std::cout << "acmegw: rules installed (chains " << cfg.chain_prefix
-                  << "-*, ip rule pref " << cfg.routing.priority << ", table "
-                  << cfg.routing.table << ")\n";
+        std::cout << "acmegw: rules installed (chains " << cfg.chain_prefix << "-*, ip rule pref "
+                  << cfg.routing.priority << ", table " << cfg.routing.table << ")\n";
         break;
       case Action::Remove:
         check(sys::CheckNeeds{false, false, false});  // privileges only; missing tools = nothing

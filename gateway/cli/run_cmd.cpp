@@ -27,13 +27,20 @@ constexpr int kExitConfig = 2;
 
 spdlog::level::level_enum to_spdlog(gateway::LogLevel l) noexcept {
   switch (l) {
-    case gateway::LogLevel::Trace: return spdlog::level::trace;
-    case gateway::LogLevel::Debug: return spdlog::level::debug;
-    case gateway::LogLevel::Info: return spdlog::level::info;
-    case gateway::LogLevel::Warn: return spdlog::level::warn;
-    case gateway::LogLevel::Error: return spdlog::level::err;
-    case gateway::LogLevel::Critical: return spdlog::level::critical;
-    case gateway::LogLevel::Off: return spdlog::level::off;
+    case gateway::LogLevel::Trace:
+      return spdlog::level::trace;
+    case gateway::LogLevel::Debug:
+      return spdlog::level::debug;
+    case gateway::LogLevel::Info:
+      return spdlog::level::info;
+    case gateway::LogLevel::Warn:
+      return spdlog::level::warn;
+    case gateway::LogLevel::Error:
+      return spdlog::level::err;
+    case gateway::LogLevel::Critical:
+      return spdlog::level::critical;
+    case gateway::LogLevel::Off:
+      return spdlog::level::off;
   }
   return spdlog::level::info;
 }
@@ -147,31 +154,34 @@ int run(const RunOptions& opts) {
 
   // Rules first, so no new packet is queued while the workers wind down; then the workers pass
   // whatever is still queued or held to production.
+  int status = 0;
   if (cfg.keep_rules) {
-    rules_log->info("rules: kept (--keep-rules); --queue-bypass passes traffic while no acmegw runs");
+    rules_log->info(
+        "rules: kept (--keep-rules); --queue-bypass passes traffic while no acmegw runs");
   } else {
     try {
       rules::remove_rules(cfg);
       rules_log->info("rules: removed");
     } catch (const rules::RulesError& e) {
       rules_log->error("rules: remove failed: {}", e.what());
+      status = kExitFailure;  // the traffic still passes (--queue-bypass), but say so
     }
   }
   engine.stop();
   log->info("stats: final: {}", nfq::format_counters(engine.counters()));
   log_takeover_counters(tko.get());
   spdlog::default_logger()->flush();
-  return 0;
+  return status;
 }
 
 }  // namespace
 
 void add_run_command(CLI::App& app) {
   auto opts = std::make_shared<RunOptions>();
-  CLI::App* sub = app.add_subcommand(
-      "run",
-      "Install the rules and process the queue until SIGINT/SIGTERM.\n"
-      "Example: acmegw run --protect 203.0.113.10 --backend thumbprint=THUMB");
+  CLI::App* sub =
+      app.add_subcommand("run",
+                         "Install the rules and process the queue until SIGINT/SIGTERM.\n"
+                         "Example: acmegw run --protect 203.0.113.10 --backend thumbprint=THUMB");
   gateway::add_config_options(*sub, opts->config);
   sub->add_option("--stats-interval", opts->stats_interval_s,
                   "Log the counters every SECONDS (0 = only on SIGUSR1 and at exit)")

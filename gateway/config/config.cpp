@@ -58,8 +58,8 @@ std::optional<T> parse_uint(std::string_view text, std::string& error) {
     return std::nullopt;
   }
   if (ec == std::errc::result_out_of_range) {
-    error = "out of range (max " + std::to_string(std::numeric_limits<T>::max()) +
-            "): " + quoted(text);
+    error =
+        "out of range (max " + std::to_string(std::numeric_limits<T>::max()) + "): " + quoted(text);
     return std::nullopt;
   }
   return value;
@@ -97,7 +97,9 @@ std::optional<packet::Address> parse_address(std::string_view text, std::string&
   return std::nullopt;
 }
 
-std::uint8_t full_prefix(packet::Family f) { return f == packet::Family::V4 ? 32 : 128; }
+std::uint8_t full_prefix(packet::Family f) {
+  return f == packet::Family::V4 ? 32 : 128;
+}
 
 // "ADDR" or "ADDR/PREFIX" (no brackets, no port).
 bool parse_prefix(std::string_view text, Endpoint& ep, std::string& error) {
@@ -147,8 +149,8 @@ bool valid_chain_prefix(std::string_view p) {
     return false;
   }
   return std::all_of(p.begin(), p.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
   });
 }
 
@@ -293,8 +295,7 @@ std::optional<LogLevel> parse_log_level(std::string_view text, std::string& erro
       return l;
     }
   }
-  error = "unknown log level " + quoted(text) +
-          " (trace, debug, info, warn, error, critical, off)";
+  error = "unknown log level " + quoted(text) + " (trace, debug, info, warn, error, critical, off)";
   return std::nullopt;
 }
 
@@ -426,22 +427,25 @@ std::vector<ConfigError> validate(const Config& cfg, bool need_endpoints) {
   if (m.mask == 0) {
     fail("marks.mask", "must not be 0");
   } else {
-    const std::pair<std::string_view, std::uint32_t> values[] = {
-        {"marks.pass", m.pass}, {"marks.taken", m.taken}, {"marks.hold", m.hold},
-        {"marks.rst", m.rst}};
+    const std::pair<std::string_view, std::uint32_t> values[] = {{"marks.pass", m.pass},
+                                                                 {"marks.taken", m.taken},
+                                                                 {"marks.hold", m.hold},
+                                                                 {"marks.rst", m.rst}};
     for (std::size_t i = 0; i < std::size(values); ++i) {
       const auto [key, v] = values[i];
       if ((v & m.mask) == 0) {
         fail(key, "value " + hex(v) + " has no bit under marks.mask " + hex(m.mask));
-      } else if ((v & ~m.mask) != 0) {
+        continue;  // equal to the others under the mask, but that is the same mistake
+      }
+      if ((v & ~m.mask) != 0) {
         fail(key, "value " + hex(v) + " has bits outside marks.mask " + hex(m.mask));
       }
       for (std::size_t j = 0; j < i; ++j) {
         if ((values[j].second & m.mask) == (v & m.mask)) {
           // Blame the key the operator set (it has an origin), not the default it collides with.
           const bool blame_j = !cfg.origins.contains(key) && cfg.origins.contains(values[j].first);
-          const auto [bad, other] = blame_j ? std::pair{values[j].first, key}
-                                            : std::pair{key, values[j].first};
+          const auto [bad, other] =
+              blame_j ? std::pair{values[j].first, key} : std::pair{key, values[j].first};
           fail(bad, "value " + hex(v) + " equals " + std::string{other});
         }
       }
@@ -459,9 +463,9 @@ std::vector<ConfigError> validate(const Config& cfg, bool need_endpoints) {
   }
 
   if (!valid_chain_prefix(cfg.chain_prefix)) {
-    fail("chain_prefix", "must be 1.." + std::to_string(kMaxChainPrefix) +
-                             " characters [A-Za-z0-9_-] starting with a letter: " +
-                             quoted(cfg.chain_prefix));
+    fail("chain_prefix",
+         "must be 1.." + std::to_string(kMaxChainPrefix) +
+             " characters [A-Za-z0-9_-] starting with a letter: " + quoted(cfg.chain_prefix));
   }
 
   if (cfg.hold.max_flows == 0) {
@@ -483,8 +487,8 @@ std::vector<ConfigError> validate(const Config& cfg, bool need_endpoints) {
   if (cfg.limits.max_client_hello < kMinClientHello ||
       cfg.limits.max_client_hello > classifier::kHardMaxClientHello) {
     fail("limits.max_client_hello", "must be " + std::to_string(kMinClientHello) + ".." +
-                                        std::to_string(classifier::kHardMaxClientHello) +
-                                        ", got " + std::to_string(cfg.limits.max_client_hello));
+                                        std::to_string(classifier::kHardMaxClientHello) + ", got " +
+                                        std::to_string(cfg.limits.max_client_hello));
   }
   const std::size_t one_flow = std::max(cfg.limits.max_http_head, cfg.limits.max_client_hello);
   if (cfg.hold.max_total_bytes < one_flow) {
@@ -528,24 +532,36 @@ std::string to_string(const ListenAddress& l) {
 
 std::string_view to_string(LogLevel l) noexcept {
   switch (l) {
-    case LogLevel::Trace: return "trace";
-    case LogLevel::Debug: return "debug";
-    case LogLevel::Info: return "info";
-    case LogLevel::Warn: return "warn";
-    case LogLevel::Error: return "error";
-    case LogLevel::Critical: return "critical";
-    case LogLevel::Off: return "off";
+    case LogLevel::Trace:
+      return "trace";
+    case LogLevel::Debug:
+      return "debug";
+    case LogLevel::Info:
+      return "info";
+    case LogLevel::Warn:
+      return "warn";
+    case LogLevel::Error:
+      return "error";
+    case LogLevel::Critical:
+      return "critical";
+    case LogLevel::Off:
+      return "off";
   }
   std::abort();  // corrupt enum (STYLE §15)
 }
 
 std::string_view to_string(BackendKind k) noexcept {
   switch (k) {
-    case BackendKind::Thumbprint: return "thumbprint";
-    case BackendKind::Tokens: return "tokens";
-    case BackendKind::Webroot: return "webroot";
-    case BackendKind::Relay: return "relay";
-    case BackendKind::Redirect: return "redirect";
+    case BackendKind::Thumbprint:
+      return "thumbprint";
+    case BackendKind::Tokens:
+      return "tokens";
+    case BackendKind::Webroot:
+      return "webroot";
+    case BackendKind::Relay:
+      return "relay";
+    case BackendKind::Redirect:
+      return "redirect";
   }
   std::abort();  // corrupt enum (STYLE §15)
 }
@@ -563,8 +579,9 @@ std::string describe(const Config& cfg) {
          " rst=" + hex(cfg.marks.rst);
   out += "\nrouting: table=" + std::to_string(cfg.routing.table) +
          " priority=" + std::to_string(cfg.routing.priority);
-  out += "\nchains: " + cfg.chain_prefix + "-PRE/-FWD/-OUT prefilter=" +
-         (cfg.prefilter ? "on" : "off") + " keep_rules=" + (cfg.keep_rules ? "yes" : "no");
+  out += "\nchains: " + cfg.chain_prefix +
+         "-PRE/-FWD/-OUT prefilter=" + (cfg.prefilter ? "on" : "off") +
+         " keep_rules=" + (cfg.keep_rules ? "yes" : "no");
   out += "\nhold: max_flows=" + std::to_string(cfg.hold.max_flows) +
          " max_segments_per_flow=" + std::to_string(cfg.hold.max_segments_per_flow) +
          " timeout_ms=" + std::to_string(cfg.hold.timeout_ms) +
@@ -573,9 +590,9 @@ std::string describe(const Config& cfg) {
          " max_client_hello=" + std::to_string(cfg.limits.max_client_hello);
   out += "\nlog_level: " + std::string{to_string(cfg.log_level)};
   out += "\nmetrics: " + (cfg.metrics_listen ? to_string(*cfg.metrics_listen) : "off");
-  out += "\nbackend: " + (cfg.backend ? std::string{to_string(cfg.backend->kind)} + '=' +
-                                             cfg.backend->value
-                                       : std::string{"none"});
+  out += "\nbackend: " + (cfg.backend
+                              ? std::string{to_string(cfg.backend->kind)} + '=' + cfg.backend->value
+                              : std::string{"none"});
   return out;
 }
 

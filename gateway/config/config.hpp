@@ -62,9 +62,9 @@ struct RoutingConfig {
 // bytes held per flow are bounded by the classifier limit of the flow's protocol
 // (Config::held_bytes_limit).
 struct HoldConfig {
-  std::uint32_t max_flows = 65536;           // undecided flows; beyond: new flows -> production
-  std::uint32_t max_segments_per_flow = 32;  // held segments of one flow
-  std::uint32_t timeout_ms = 2000;           // undecided this long -> production
+  std::uint32_t max_flows = 65536;            // undecided flows; beyond: new flows -> production
+  std::uint32_t max_segments_per_flow = 32;   // held segments of one flow
+  std::uint32_t timeout_ms = 2000;            // undecided this long -> production
   std::uint64_t max_total_bytes = 64u << 20;  // payload bytes held over all flows
 };
 
@@ -87,7 +87,7 @@ struct Config {
   std::string chain_prefix = "ACMEGW";  // our chains: PREFIX-PRE (mangle), -FWD, -OUT
   HoldConfig hold;
   classifier::Limits limits;
-  bool prefilter = true;   // xt_bpf prefilter passes non-challenge first segments in the kernel
+  bool prefilter = true;    // xt_bpf prefilter passes non-challenge first segments in the kernel
   bool keep_rules = false;  // `run`: leave the rules installed on exit
   LogLevel log_level = LogLevel::Info;
   std::optional<ListenAddress> metrics_listen;  // nullopt = no metrics endpoint

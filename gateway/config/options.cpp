@@ -159,8 +159,8 @@ const std::array<OptionSpec, 22> kSpecs = {{
 }};
 
 const OptionSpec* find_by_key(std::string_view key) {
-  const auto it = std::find_if(kSpecs.begin(), kSpecs.end(),
-                               [&](const OptionSpec& s) { return s.key == key; });
+  const auto it =
+      std::find_if(kSpecs.begin(), kSpecs.end(), [&](const OptionSpec& s) { return s.key == key; });
   return it == kSpecs.end() ? nullptr : &*it;
 }
 
@@ -179,10 +179,14 @@ bool is_section(std::string_view name) {
 
 std::string_view type_name(OptionKind k) {
   switch (k) {
-    case OptionKind::Text: return "a string";
-    case OptionKind::Integer: return "an integer";
-    case OptionKind::Bool: return "true or false";
-    case OptionKind::TextList: return "an array of strings";
+    case OptionKind::Text:
+      return "a string";
+    case OptionKind::Integer:
+      return "an integer";
+    case OptionKind::Bool:
+      return "true or false";
+    case OptionKind::TextList:
+      return "an array of strings";
   }
   std::abort();  // corrupt enum (STYLE §15)
 }
@@ -270,7 +274,9 @@ std::string syntax_message(std::string_view what) {
 
 }  // namespace
 
-std::span<const OptionSpec> option_specs() noexcept { return kSpecs; }
+std::span<const OptionSpec> option_specs() noexcept {
+  return kSpecs;
+}
 
 void add_config_options(CLI::App& app, ConfigOptions& opts) {
   constexpr std::string_view kGroup = "Configuration (flags override the --config file)";
@@ -282,9 +288,10 @@ void add_config_options(CLI::App& app, ConfigOptions& opts) {
     CLI::Option* opt = nullptr;
     if (spec.kind == OptionKind::Bool) {
       opt = app.add_flag_callback(
-          flag, [&opts, flag, v = std::string{spec.flag_value}] { opts.flags.emplace_back(flag, v); },
+          flag,
+          [&opts, flag, v = std::string{spec.flag_value}] { opts.flags.emplace_back(flag, v); },
           std::string{spec.help});
-    } else {
+    } else if (spec.kind == OptionKind::TextList) {
       opt = app.add_option_function<std::vector<std::string>>(
                    flag,
                    [&opts, flag](const std::vector<std::string>& values) {
@@ -293,12 +300,14 @@ void add_config_options(CLI::App& app, ConfigOptions& opts) {
                      }
                    },
                    std::string{spec.help})
-                ->type_name(std::string{spec.placeholder})
-                ->allow_extra_args(false);
-      if (spec.kind != OptionKind::TextList) {
-        opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-      }
+                ->allow_extra_args(false);  // one value per occurrence: `--protect A --protect B`
+    } else {
+      opt = app.add_option_function<std::string>(
+                   flag, [&opts, flag](const std::string& v) { opts.flags.emplace_back(flag, v); },
+                   std::string{spec.help})
+                ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     }
+    opt->type_name(std::string{spec.placeholder});
     opt->group(std::string{kGroup});
   }
 }

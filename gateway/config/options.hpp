@@ -28,7 +28,7 @@ struct OptionSpec {
   std::string_view flag;         // command line flag, e.g. "--mark-pass"
   std::string_view placeholder;  // value name in --help ("" for Bool)
   OptionKind kind;
-  std::string_view flag_value;   // Bool: what the bare flag sets ("true"/"false")
+  std::string_view flag_value;  // Bool: what the bare flag sets ("true"/"false")
   std::string_view help;
   // Parses `text` into `cfg`; on failure returns false and sets `error`.
   bool (*apply)(Config& cfg, std::string_view text, std::string& error);

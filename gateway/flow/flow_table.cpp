@@ -18,22 +18,38 @@ std::size_t held_limit(const classifier::Limits& l, classifier::Protocol p) noex
 
 std::string_view to_string(Cause c) noexcept {
   switch (c) {
-    case Cause::None: return "none";
-    case Cause::Classified: return "classified";
-    case Cause::ClientEnd: return "client_end";
-    case Cause::Gap: return "gap";
-    case Cause::Overlap: return "overlap";
-    case Cause::Truncated: return "truncated";
-    case Cause::SegmentLimit: return "segment_limit";
-    case Cause::ByteLimit: return "byte_limit";
-    case Cause::Stalled: return "stalled";
-    case Cause::TotalBytes: return "total_bytes";
-    case Cause::TableFull: return "table_full";
-    case Cause::Timeout: return "timeout";
-    case Cause::HoldMarkFailed: return "hold_mark_failed";
-    case Cause::Shutdown: return "shutdown";
-    case Cause::NoTakeover: return "no_takeover";
-    case Cause::TakeoverFailed: return "takeover_failed";
+    case Cause::None:
+      return "none";
+    case Cause::Classified:
+      return "classified";
+    case Cause::ClientEnd:
+      return "client_end";
+    case Cause::Gap:
+      return "gap";
+    case Cause::Overlap:
+      return "overlap";
+    case Cause::Truncated:
+      return "truncated";
+    case Cause::SegmentLimit:
+      return "segment_limit";
+    case Cause::ByteLimit:
+      return "byte_limit";
+    case Cause::Stalled:
+      return "stalled";
+    case Cause::TotalBytes:
+      return "total_bytes";
+    case Cause::TableFull:
+      return "table_full";
+    case Cause::Timeout:
+      return "timeout";
+    case Cause::HoldMarkFailed:
+      return "hold_mark_failed";
+    case Cause::Shutdown:
+      return "shutdown";
+    case Cause::NoTakeover:
+      return "no_takeover";
+    case Cause::TakeoverFailed:
+      return "takeover_failed";
   }
   return "unknown";
 }
@@ -51,7 +67,7 @@ FlowTable::FlowTable(const Limits& limits) : limits_(limits), slots_(limits.max_
 }
 
 std::size_t FlowTable::bucket_of(const packet::FlowKey& key) const noexcept {
-  return packet::FlowKeyHash{}(key) & index_mask_;
+  return packet::FlowKeyHash{}(key)&index_mask_;
 }
 
 std::uint32_t FlowTable::find(const packet::FlowKey& key) const noexcept {
@@ -70,6 +86,7 @@ std::uint32_t FlowTable::insert(const packet::FlowKey& key) noexcept {
   slot.key = key;
   slot.bytes.clear();
   slot.packets.clear();
+  slot.head_retransmitted = false;
   slot.prev = newest_;
   slot.next = kNone;
   if (newest_ != kNone) {
@@ -247,12 +264,15 @@ Result FlowTable::on_held(std::uint32_t s, const packet::PacketView& pkt, HeldPa
       if (end) {
         return decide(s, Action::Production, Cause::ClientEnd, &hp);
       }
-      if (offset == 0) {
-        // An RTO retransmits the head; the sender is then in loss recovery with cwnd 1 and sends
-        // nothing new until we let an ACK through, so waiting longer cannot help. (A tail loss
-        // probe retransmits the last segment instead and leaves cwnd alone: keep waiting.)
+      // An RTO retransmits the head; the sender is then in loss recovery with cwnd 1 and sends
+      // nothing new until we let an ACK through, so waiting longer cannot help. A tail loss
+      // probe (Linux tcp_schedule_loss_probe) retransmits the *last* segment and leaves cwnd
+      // alone: keep waiting. With one held segment the two look alike, so the head's second
+      // retransmission decides.
+      if (offset == 0 && (slot.packets.size() > 1 || slot.head_retransmitted)) {
         return decide(s, Action::Production, Cause::Stalled, &hp);
       }
+      slot.head_retransmitted = slot.head_retransmitted || offset == 0;
       return single(pkt, hp.id, hp.mark, Action::Drop, Cause::None);
     }
     fresh = pkt.payload.subspan(common);

@@ -14,7 +14,8 @@
 //      S                                       S + held
 //      |<- seg 0 ->|<---- seg 1 ---->|<- seg 2 ->|         next expected offset = held
 //   in order  (offset == held) ...................... append, classify the whole prefix
-//   retransmission from offset 0, no new bytes ....... Production (Stalled: RTO, cwnd is 1)
+//   retransmission from offset 0, no new bytes ....... Production (Stalled: RTO, cwnd is 1;
+//                                                      with one held segment: the second time)
 //   retransmission within (0, held), same bytes ...... Drop (the held originals are delivered)
 //   retransmission from < held past held, same bytes . hold it, append only the new bytes
 //   different bytes for held offsets, or before S .... Production (Overlap, fail open)
@@ -36,11 +37,11 @@ using TimePoint = std::chrono::steady_clock::time_point;
 
 // Bounds; every one of them, when hit, sends the flow to production (fail open).
 struct Limits {
-  std::uint32_t max_flows = 65536;          // undecided flows held at once
-  std::uint32_t max_segments_per_flow = 32;  // queued packets held per flow
+  std::uint32_t max_flows = 65536;               // undecided flows held at once
+  std::uint32_t max_segments_per_flow = 32;      // queued packets held per flow
   std::chrono::milliseconds hold_timeout{2000};  // from the flow's first held segment
-  std::uint64_t max_total_bytes = 64u << 20;  // payload bytes held over all flows
-  classifier::Limits classifier;              // also bounds the bytes held per flow
+  std::uint64_t max_total_bytes = 64u << 20;     // payload bytes held over all flows
+  classifier::Limits classifier;                 // also bounds the bytes held per flow
 };
 
 // What the caller does with the packet it just offered (and with the flow's held packets).
@@ -55,19 +56,19 @@ enum class Action : std::uint8_t {
 // Why a flow went to production (None for Hold/Challenge/Drop/Accept).
 enum class Cause : std::uint8_t {
   None,
-  Classified,     // the classifier said production (see Result::classification.reason)
-  ClientEnd,      // FIN or RST from the client before a decision
-  Gap,            // a later segment than expected: an earlier one bypassed the queue
-  Overlap,        // bytes that differ from held bytes at the same offsets, or before S
-  Truncated,      // the queue delivered a partial packet (capture shorter than the packet)
-  SegmentLimit,   // Limits::max_segments_per_flow
-  ByteLimit,      // more bytes than the classifier limit of the flow's protocol
-  Stalled,        // the client retransmits its first held bytes: it waits for an ACK first
-  TotalBytes,     // Limits::max_total_bytes
-  TableFull,      // Limits::max_flows
-  Timeout,        // Limits::hold_timeout (from pop_expired)
+  Classified,      // the classifier said production (see Result::classification.reason)
+  ClientEnd,       // FIN or RST from the client before a decision
+  Gap,             // a later segment than expected: an earlier one bypassed the queue
+  Overlap,         // bytes that differ from held bytes at the same offsets, or before S
+  Truncated,       // the queue delivered a partial packet (capture shorter than the packet)
+  SegmentLimit,    // Limits::max_segments_per_flow
+  ByteLimit,       // more bytes than the classifier limit of the flow's protocol
+  Stalled,         // the client retransmits its first held bytes: it waits for an ACK first
+  TotalBytes,      // Limits::max_total_bytes
+  TableFull,       // Limits::max_flows
+  Timeout,         // Limits::hold_timeout (from pop_expired)
   HoldMarkFailed,  // the caller could not mark the flow HOLD (from evict)
-  Shutdown,       // the process stops (from drain)
+  Shutdown,        // the process stops (from drain)
   // Set by the caller for a Challenge it could not take over:
   NoTakeover,      // no takeover/backend configured
   TakeoverFailed,  // the takeover failed at some step
@@ -86,10 +87,10 @@ struct HeldPacket {
 // The flow as the client sent it so far (what a takeover needs).
 struct FlowSnapshot {
   packet::FlowKey key;
-  std::uint32_t first_seq = 0;  // S: seq of the first payload byte
-  std::uint32_t ack = 0;        // A: ack number of the newest held segment
-  std::uint16_t window = 0;     // raw window of the newest held segment
-  packet::TcpOptions options;   // of the newest held segment
+  std::uint32_t first_seq = 0;        // S: seq of the first payload byte
+  std::uint32_t ack = 0;              // A: ack number of the newest held segment
+  std::uint16_t window = 0;           // raw window of the newest held segment
+  packet::TcpOptions options;         // of the newest held segment
   std::span<const std::byte> stream;  // contiguous client bytes from S
 };
 
@@ -98,7 +99,7 @@ struct FlowSnapshot {
 struct Result {
   Action action = Action::Hold;
   Cause cause = Cause::None;
-  bool started_holding = false;  // the flow just entered the table (mark its connmark HOLD)
+  bool started_holding = false;         // the flow just entered the table (mark its connmark HOLD)
   std::span<const HeldPacket> packets;  // Production/Challenge: held packets in stream order,
                                         // the offered one last
   classifier::Classification classification;  // of `flow.stream` when it was classified
@@ -141,9 +142,10 @@ class FlowTable {
     std::uint16_t window = 0;
     packet::TcpOptions options;
     TimePoint deadline;
-    std::vector<std::byte> bytes;   // capacity kept across reuse
+    std::vector<std::byte> bytes;     // capacity kept across reuse
     std::vector<HeldPacket> packets;  // in arrival order; capacity kept across reuse
-    std::uint32_t prev = kNone;  // age list (in use) / free list (next only)
+    bool head_retransmitted = false;  // the first held bytes were retransmitted once
+    std::uint32_t prev = kNone;       // age list (in use) / free list (next only)
     std::uint32_t next = kNone;
   };
 

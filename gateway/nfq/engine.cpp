@@ -12,7 +12,9 @@ Engine::Engine(const gateway::Config& cfg, takeover::Takeover* takeover) {
   }
 }
 
-Engine::~Engine() { stop(); }
+Engine::~Engine() {
+  stop();
+}
 
 void Engine::start() {
   threads_.reserve(queues_.size());

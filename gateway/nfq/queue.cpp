@@ -1,6 +1,7 @@
 #include "gateway/nfq/queue.hpp"
 
 #include <arpa/inet.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -14,6 +15,7 @@
 #include <linux/netfilter/nfnetlink_queue.h>
 #include <spdlog/spdlog.h>
 
+#include "gateway/nfq/decode.hpp"
 #include "gateway/nfq/log.hpp"
 
 namespace acmegw::nfq {
@@ -29,8 +31,9 @@ constexpr std::size_t kRxBytes = 0xffff + 4096;
 constexpr int kRcvBufBytes = 8 << 20;
 // Packets read without blocking after the first one before the batched verdicts are sent.
 constexpr int kBurst = 64;
-// Repeated warnings (recv errors, verdict errors) are logged at most this often.
-constexpr std::chrono::seconds kLogInterval{10};
+// Datagrams still read from the socket at shutdown (the rest are dropped by the kernel when the
+// socket closes; their clients retransmit through --queue-bypass).
+constexpr int kShutdownDrain = 4096;
 
 constexpr std::uint16_t kPacketMsg = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET;
 
@@ -61,11 +64,14 @@ bool in_prefix(const packet::Address& a, const packet::Address& net, unsigned pr
 }  // namespace
 
 flow::Limits flow_limits(const gateway::Config& cfg) noexcept {
+  // The process-wide bounds are shared evenly by the queues (a flow always hashes to the same
+  // queue, so each worker's table is independent).
+  const std::uint32_t queues = std::max<std::uint32_t>(1, cfg.queue.count);
   flow::Limits l;
-  l.max_flows = cfg.hold.max_flows;
+  l.max_flows = std::max<std::uint32_t>(1, cfg.hold.max_flows / queues);
   l.max_segments_per_flow = cfg.hold.max_segments_per_flow;
   l.hold_timeout = std::chrono::milliseconds(cfg.hold.timeout_ms);
-  l.max_total_bytes = cfg.hold.max_total_bytes;
+  l.max_total_bytes = cfg.hold.max_total_bytes / queues;
   l.classifier = cfg.limits;
   return l;
 }
@@ -118,8 +124,8 @@ void Queue::bind_queue(std::uint32_t max_len) {
   nlh->nlmsg_seq = 1;
   nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_BIND);
   nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, kCopyRange);
-  // FAIL_OPEN: a full queue passes packets instead of dropping them. GSO: no software
-  // segmentation of aggregated packets for our sake (the Linux >= 3.10 attributes).
+  // FAIL_OPEN (Linux >= 3.6): a full queue passes packets instead of dropping them. GSO
+  // (>= 3.10): no software segmentation of aggregated packets for our sake.
   const std::uint32_t flags = NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO;
   mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
   mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(flags));
@@ -129,10 +135,15 @@ void Queue::bind_queue(std::uint32_t max_len) {
   if (const auto r = sock_.send({buf.data(), nlh->nlmsg_len}); !r.ok()) {
     throw std::runtime_error(q + "bind request: " + std::strerror(r.err));
   }
-  for (;;) {
+  // The kernel answers at once; a few receive timeouts are plenty.
+  for (int timeouts = 0; timeouts < 20;) {
     const auto r = sock_.recv(rx_, false);
     if (!r.ok()) {
-      if (r.err == EINTR || r.err == EAGAIN) {
+      if (r.err == EAGAIN) {
+        ++timeouts;
+        continue;
+      }
+      if (r.err == EINTR) {
         continue;
       }
       throw std::runtime_error(q + "bind reply: " + std::strerror(r.err));
@@ -160,8 +171,7 @@ void Queue::bind_queue(std::uint32_t max_len) {
         for (const sys::QueueStatus& s : st.value) {
           if (s.queue == num_) {
             throw std::runtime_error(
-                q + "already bound by another process (netlink port " +
-                std::to_string(s.portid) +
+                q + "already bound by another process (netlink port " + std::to_string(s.portid) +
                 "); is another acmegw or NFQUEUE user running in this network namespace?");
           }
         }
@@ -171,6 +181,7 @@ void Queue::bind_queue(std::uint32_t max_len) {
       throw std::runtime_error(q + "bind: " + std::strerror(err));
     }
   }
+  throw std::runtime_error(q + "bind: no reply from the kernel");
 }
 
 void Queue::run(std::stop_token stop) noexcept {
@@ -190,11 +201,17 @@ void Queue::run(std::stop_token stop) noexcept {
       }
       if (r.err == ENOBUFS) {  // the kernel could not deliver some packets; FAIL_OPEN passed them
         stats_.enobufs.inc();
+        if (enobufs_warn_.allow(now_)) {
+          log_->warn(
+              "nfq: queue {}: receive buffer overrun (ENOBUFS, {} so far): the kernel "
+              "passed those packets to production (fail-open)",
+              num_, stats_.enobufs.get());
+        }
       } else {
         stats_.recv_errors.inc();
-        if (now_ - last_error_log_ >= kLogInterval) {
-          last_error_log_ = now_;
-          log_->warn("nfq: queue {}: recv failed: {} (rate-limited)", num_, std::strerror(r.err));
+        if (recv_warn_.allow(now_)) {
+          log_->warn("nfq: queue {}: recv failed: {} ({} so far)", num_, std::strerror(r.err),
+                     stats_.recv_errors.get());
         }
       }
       break;
@@ -203,7 +220,8 @@ void Queue::run(std::stop_token stop) noexcept {
     verdicts_.flush();
   }
   // Shutdown: pass what is still queued in the socket, then every held flow, to production.
-  for (;;) {
+  // Bounded: with --keep-rules, packets keep arriving until the socket closes.
+  for (int n = 0; n < kShutdownDrain; ++n) {
     const auto r = sock_.recv(rx_, true);
     if (!r.ok()) {
       if (r.err == EINTR || r.err == ENOBUFS) {
@@ -232,10 +250,9 @@ void Queue::handle_datagram(std::span<const std::byte> data) noexcept {
       const int err = -static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(msg))->error;
       if (err != 0) {  // e.g. ENOENT: a verdict for an id the kernel no longer holds
         stats_.verdict_errors.inc();
-        if (now_ - last_error_log_ >= kLogInterval) {
-          last_error_log_ = now_;
-          log_->warn("nfq: queue {}: verdict rejected: {} (rate-limited)", num_,
-                     std::strerror(err));
+        if (verdict_warn_.allow(now_)) {
+          log_->warn("nfq: queue {}: verdict rejected: {} ({} so far)", num_, std::strerror(err),
+                     stats_.verdict_errors.get());
         }
       }
     }
@@ -244,42 +261,36 @@ void Queue::handle_datagram(std::span<const std::byte> data) noexcept {
 
 void Queue::on_packet(const nlmsghdr* nlh) noexcept {
   stats_.packets.inc();
-  nlattr* attr[NFQA_MAX + 1] = {};
-  if (nfq_nlmsg_parse(nlh, attr) < 0 || attr[NFQA_PACKET_HDR] == nullptr) {
+  const std::optional<QueuedPacket> q = decode_packet(nlh);
+  if (!q) {
     stats_.undecodable.inc();  // no packet id: there is nothing we could verdict
     return;
   }
-  const auto* ph = static_cast<const nfqnl_msg_packet_hdr*>(mnl_attr_get_payload(attr[NFQA_PACKET_HDR]));
-  const std::uint32_t id = ntohl(ph->packet_id);
-  const std::uint32_t mark = attr[NFQA_MARK] != nullptr ? ntohl(mnl_attr_get_u32(attr[NFQA_MARK])) : 0;
   const gateway::Marks& m = cfg_.marks;
-  PendingVerdict pending{verdicts_, id, with_mark(mark, m.pass, m.mask)};
+  PendingVerdict pending{verdicts_, q->id, with_mark(q->mark, m.pass, m.mask)};
 
   // Loop guard: our verdict marks are saved to the connmark before the queue rule, so a packet
   // carrying one must never be queued again. If the ruleset is wrong, end the loop here.
-  const std::uint32_t ours = mark & m.mask;
+  const std::uint32_t ours = q->mark & m.mask;
   if (ours == m.pass || ours == m.taken) {
     stats_.requeued_marked.inc();
-    verdicts_.put(id, NF_ACCEPT, std::nullopt);
+    verdicts_.put(q->id, NF_ACCEPT, std::nullopt);
     pending.done();
     return;
   }
-  if (attr[NFQA_PAYLOAD] == nullptr) {
+  if (!q->has_packet) {
     stats_.parse_errors.inc();
     return;  // pending: PASS
   }
-  const std::span<const std::byte> bytes{
-      static_cast<const std::byte*>(mnl_attr_get_payload(attr[NFQA_PAYLOAD])),
-      mnl_attr_get_payload_len(attr[NFQA_PAYLOAD])};
-  const packet::ParseResult parsed = packet::parse(bytes);
+  const packet::ParseResult parsed = packet::parse(q->packet);
   if (!parsed.view) {
     stats_.parse_errors.inc();
     return;  // pending: PASS
   }
   const packet::PacketView& pkt = *parsed.view;
-  const flow::Result r = flows_.on_segment(pkt, id, mark, protocol_of(pkt.key), now_);
+  const flow::Result r = flows_.on_segment(pkt, q->id, q->mark, protocol_of(pkt.key), now_);
   pending.done();  // the table now owns the verdict (Hold) or returned it in r.packets
-  apply(r, id);
+  apply(r, q->id);
 }
 
 void Queue::apply(const flow::Result& r, std::uint32_t offered_id) noexcept {
@@ -339,13 +350,12 @@ void Queue::release(const flow::Result& r, std::uint32_t value, flow::Cause caus
     stats_.production_by_reason[static_cast<std::size_t>(r.classification.reason)].inc();
   }
   if (flow_log_->should_log(spdlog::level::debug)) {
-    flow_log_->debug("flow: {} production ({}{}{}), {} packet(s), {} byte(s)",
-                     describe_key(r.flow.key), flow::to_string(cause),
-                     cause == flow::Cause::Classified ? ": " : "",
-                     cause == flow::Cause::Classified
-                         ? classifier::to_string(r.classification.reason)
-                         : std::string_view{},
-                     r.packets.size(), r.flow.stream.size());
+    flow_log_->debug(
+        "flow: {} production ({}{}{}), {} packet(s), {} byte(s)", describe_key(r.flow.key),
+        flow::to_string(cause), cause == flow::Cause::Classified ? ": " : "",
+        cause == flow::Cause::Classified ? classifier::to_string(r.classification.reason)
+                                         : std::string_view{},
+        r.packets.size(), r.flow.stream.size());
   }
 }
 
@@ -355,9 +365,10 @@ void Queue::take(const flow::Result& r) noexcept {
     stats_.challenge_passed_no_backend.inc();
     static std::once_flag once;
     std::call_once(once, [&] {
-      tko_log_->info("takeover: challenge flow {} sent to production: no takeover configured "
-                     "(logged once; see counter challenge_passed_no_backend)",
-                     describe_key(r.flow.key));
+      tko_log_->info(
+          "takeover: challenge flow {} sent to production: no takeover configured "
+          "(logged once; see counter challenge_passed_no_backend)",
+          describe_key(r.flow.key));
     });
     release(r, cfg_.marks.pass, flow::Cause::NoTakeover);
     return;
@@ -383,9 +394,17 @@ void Queue::take(const flow::Result& r) noexcept {
   }
   stats_.takeovers_failed.inc();
   stats_.takeover_failed_by_step[static_cast<std::size_t>(t.failed_step)].inc();
-  tko_log_->warn("takeover: {} failed at {}: {}; flow sent to production",
-                 describe_key(r.flow.key), step_name(t.failed_step), std::strerror(t.err));
+  tko_log_->warn("takeover: {} failed at {}: {}; flow sent to production", describe_key(r.flow.key),
+                 takeover::to_string(t.failed_step), std::strerror(t.err));
   release(r, cfg_.marks.pass, flow::Cause::TakeoverFailed);
+}
+
+bool Queue::RateLimit::allow(std::chrono::steady_clock::time_point now) noexcept {
+  if (last != std::chrono::steady_clock::time_point{} && now - last < kLogInterval) {
+    return false;
+  }
+  last = now;
+  return true;
 }
 
 void Queue::expire() noexcept {
@@ -401,30 +420,6 @@ classifier::Protocol Queue::protocol_of(const packet::FlowKey& key) const noexce
     }
   }
   return classifier::Protocol::Http;  // the ruleset queues protected endpoints only
-}
-
-std::string_view step_name(takeover::TakeoverStep s) noexcept {
-  using takeover::TakeoverStep;
-  switch (s) {
-    case TakeoverStep::None: return "none";
-    case TakeoverStep::Conntrack: return "conntrack";
-    case TakeoverStep::Socket: return "socket";
-    case TakeoverStep::ReuseAddr: return "reuse_addr";
-    case TakeoverStep::Transparent: return "transparent";
-    case TakeoverStep::RepairOn: return "repair_on";
-    case TakeoverStep::Bind: return "bind";
-    case TakeoverStep::SendSeq: return "send_seq";
-    case TakeoverStep::RecvSeq: return "recv_seq";
-    case TakeoverStep::MaxSeg: return "max_seg";
-    case TakeoverStep::Connect: return "connect";
-    case TakeoverStep::Options: return "options";
-    case TakeoverStep::Timestamp: return "timestamp";
-    case TakeoverStep::Window: return "window";
-    case TakeoverStep::RepairOff: return "repair_off";
-    case TakeoverStep::Reset: return "reset";
-    case TakeoverStep::Handoff: return "handoff";
-  }
-  return "unknown";
 }
 
 }  // namespace acmegw::nfq

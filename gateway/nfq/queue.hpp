@@ -23,7 +23,7 @@ struct nlmsghdr;
 
 namespace acmegw::nfq {
 
-// The flow table bounds a Config asks for.
+// The flow table bounds of one queue worker: cfg.hold split evenly over cfg.queue.count.
 [[nodiscard]] flow::Limits flow_limits(const gateway::Config& cfg) noexcept;
 
 class Queue {
@@ -72,8 +72,17 @@ class Queue {
   std::shared_ptr<spdlog::logger> log_;       // "nfq"
   std::shared_ptr<spdlog::logger> flow_log_;  // "flow"
   std::shared_ptr<spdlog::logger> tko_log_;   // "takeover"
+  // Lets a repeated warning through at most once per kLogInterval (STYLE §20).
+  struct RateLimit {
+    std::chrono::steady_clock::time_point last{};
+    bool allow(std::chrono::steady_clock::time_point now) noexcept;
+  };
+  static constexpr std::chrono::seconds kLogInterval{10};
+
   std::chrono::steady_clock::time_point now_;
-  std::chrono::steady_clock::time_point last_error_log_{};
+  RateLimit recv_warn_;
+  RateLimit enobufs_warn_;
+  RateLimit verdict_warn_;
 };
 
 }  // namespace acmegw::nfq

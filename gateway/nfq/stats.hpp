@@ -56,16 +56,13 @@ inline constexpr std::size_t kReasonCount =
 inline constexpr std::size_t kStepCount =
     static_cast<std::size_t>(takeover::TakeoverStep::Handoff) + 1;
 
-// Stable lower-case name of a takeover step, for counters and logs.
-[[nodiscard]] std::string_view step_name(takeover::TakeoverStep s) noexcept;
-
 struct Stats {
 #define ACMEGW_NFQ_DECLARE(name, help) Counter name;
   ACMEGW_NFQ_COUNTERS(ACMEGW_NFQ_DECLARE)
 #undef ACMEGW_NFQ_DECLARE
-  std::array<Counter, flow::kCauseCount> production_by_cause;    // flow::Cause
-  std::array<Counter, kReasonCount> production_by_reason;        // classifier reason (Classified)
-  std::array<Counter, kStepCount> takeover_failed_by_step;       // takeover::TakeoverStep
+  std::array<Counter, flow::kCauseCount> production_by_cause;  // flow::Cause
+  std::array<Counter, kReasonCount> production_by_reason;      // classifier reason (Classified)
+  std::array<Counter, kStepCount> takeover_failed_by_step;     // takeover::TakeoverStep
 
   // Calls f(name, value) for every counter, families as "family.member" names.
   template <typename F>
@@ -86,11 +83,10 @@ struct Stats {
     }
     for (std::size_t i = 0; i < takeover_failed_by_step.size(); ++i) {
       n = "takeover_failed_by_step.";
-      n += step_name(static_cast<takeover::TakeoverStep>(i));
+      n += takeover::to_string(static_cast<takeover::TakeoverStep>(i));
       f(std::string_view{n}, takeover_failed_by_step[i].get());
     }
   }
 };
-
 
 }  // namespace acmegw::nfq

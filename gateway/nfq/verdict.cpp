@@ -26,8 +26,8 @@ void VerdictBatch::put(std::uint32_t packet_id, std::uint32_t verdict,
   if (buf_.size() - used_ < kMaxVerdictMsg) {
     flush();
   }
-  nlmsghdr* nlh = nfq_nlmsg_put(reinterpret_cast<char*>(buf_.data() + used_), NFQNL_MSG_VERDICT,
-                                queue_);
+  nlmsghdr* nlh =
+      nfq_nlmsg_put(reinterpret_cast<char*>(buf_.data() + used_), NFQNL_MSG_VERDICT, queue_);
   nfq_nlmsg_verdict_put(nlh, static_cast<int>(packet_id), static_cast<int>(verdict));
   if (mark) {
     nfq_nlmsg_verdict_put_mark(nlh, *mark);

@@ -3,7 +3,6 @@
 #include <array>
 #include <cstdio>
 #include <cstring>
-#include <set>
 #include <vector>
 
 #include "gateway/rules/ruleset.hpp"
@@ -135,17 +134,12 @@ void install_family(const Config& cfg, Family f) {
   }
 }
 
-// Our lines of an `iptables-save -c` document as "PKTS BYTES -A CHAIN SPEC" rows.
+// Our lines of an `iptables-save -c` document as "PKTS BYTES -A CHAIN SPEC" rows, in ruleset
+// order (each jump, then its chain's rules) rather than iptables-save's alphabetical order.
 std::string counter_rows(const Config& cfg, std::string_view saved) {
-  std::set<std::string> ours;
-  std::set<std::string> jumps;
-  for (const ChainName& c : owned_chains(cfg.chain_prefix)) {
-    ours.insert(c.name);
-    if (!c.hook.empty()) {
-      jumps.insert(std::string{c.hook} + ' ' + jump_spec(c.name));
-    }
-  }
-  std::string out;
+  const std::vector<ChainName> owned = owned_chains(cfg.chain_prefix);
+  std::vector<std::string> jump_rows(owned.size());
+  std::vector<std::string> chain_rows(owned.size());
   while (!saved.empty()) {
     const auto nl = saved.find('\n');
     const std::string_view line = saved.substr(0, nl);
@@ -158,18 +152,31 @@ std::string counter_rows(const Config& cfg, std::string_view saved) {
       continue;
     }
     const std::string_view rule = line.substr(close + 5);
-    const std::string chain{rule.substr(0, rule.find(' '))};
-    if (!ours.contains(chain) && !jumps.contains(std::string{rule})) {
-      continue;
+    const std::string_view chain = rule.substr(0, rule.find(' '));
+    for (std::size_t i = 0; i < owned.size(); ++i) {
+      const ChainName& c = owned[i];
+      std::string* sink = nullptr;
+      if (chain == c.name) {
+        sink = &chain_rows[i];
+      } else if (!c.hook.empty() && chain == c.hook && rule.size() > chain.size() &&
+                 rule.substr(chain.size() + 1) == jump_spec(c.name)) {
+        sink = &jump_rows[i];
+      } else {
+        continue;
+      }
+      std::array<char, 64> counts{};
+      const std::string pkts{line.substr(1, colon - 1)};
+      const std::string bytes{line.substr(colon + 1, close - colon - 1)};
+      std::snprintf(counts.data(), counts.size(), "%12s %14s  ", pkts.c_str(), bytes.c_str());
+      *sink += counts.data();
+      *sink += "-A ";
+      *sink += rule;
+      *sink += '\n';
     }
-    std::array<char, 64> counts{};
-    const std::string pkts{line.substr(1, colon - 1)};
-    const std::string bytes{line.substr(colon + 1, close - colon - 1)};
-    std::snprintf(counts.data(), counts.size(), "%12s %14s  ", pkts.c_str(), bytes.c_str());
-    out += counts.data();
-    out += "-A ";
-    out += rule;
-    out += '\n';
+  }
+  std::string out;
+  for (std::size_t i = 0; i < owned.size(); ++i) {
+    out += jump_rows[i] + chain_rows[i];
   }
   return out;
 }

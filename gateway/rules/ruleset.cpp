@@ -37,7 +37,9 @@ std::string hex(std::uint32_t v) {
 }
 
 // "0x100000/0xf00000" as iptables-save prints mark/mask pairs.
-std::string masked(std::uint32_t value, std::uint32_t mask) { return hex(value) + '/' + hex(mask); }
+std::string masked(std::uint32_t value, std::uint32_t mask) {
+  return hex(value) + '/' + hex(mask);
+}
 
 std::string comment(std::string_view text) {
   // iptables-save quotes comments containing spaces; ours always contain one.
@@ -177,8 +179,8 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
   const gateway::Marks& m = cfg.marks;
   const std::string pass = masked(m.pass, m.mask);
   const std::string taken = masked(m.taken, m.mask);
-  const std::string save = "-j CONNMARK --save-mark --nfmask " + hex(m.mask) + " --ctmask " +
-                           hex(m.mask);
+  const std::string save =
+      "-j CONNMARK --save-mark --nfmask " + hex(m.mask) + " --ctmask " + hex(m.mask);
   const std::string queue = nfqueue_target(cfg.queue);
   const std::vector<ChainName> names = owned_chains(cfg.chain_prefix);
   const std::string& http_chain = names[1].name;
@@ -187,8 +189,7 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
   pre.rules = {
       {"-m mark --mark " + pass + ' ' + comment("save production verdict") + ' ' + save,
        kNeedsMark},
-      {"-m mark --mark " + taken + ' ' + comment("save takeover verdict") + ' ' + save,
-       kNeedsMark},
+      {"-m mark --mark " + taken + ' ' + comment("save takeover verdict") + ' ' + save, kNeedsMark},
       {"-m connmark --mark " + taken + " -m conntrack --ctdir REPLY " +
            comment("drop production side of taken flow") + " -j DROP",
        kNeedsReplyDrop},
@@ -237,14 +238,18 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
     rs.chains.push_back(std::move(http));
   }
 
-  rs.chains.push_back(Chain{names[2].table, names[2].name, names[2].hook,
+  rs.chains.push_back(Chain{names[2].table,
+                            names[2].name,
+                            names[2].hook,
                             {{"-m mark --mark " + masked(m.rst, m.mask) + ' ' +
                                   comment("untracked reset to production") + " -j CT --notrack",
                               kNeedsNotrack}}});
-  rs.chains.push_back(Chain{names[3].table, names[3].name, names[3].hook,
-                            {{"-m connmark --mark " + taken + ' ' +
-                                  comment("taken flow, never forwarded") + " -j DROP",
-                              kNeedsReplyDrop}}});
+  rs.chains.push_back(Chain{
+      names[3].table,
+      names[3].name,
+      names[3].hook,
+      {{"-m connmark --mark " + taken + ' ' + comment("taken flow, never forwarded") + " -j DROP",
+        kNeedsReplyDrop}}});
   return rs;
 }
 
@@ -331,8 +336,7 @@ std::vector<PlanLine> plan_remove(std::string_view prefix, std::string_view curr
   return out;
 }
 
-std::string explain_restore_error(const std::vector<PlanLine>& plan,
-                                  std::string_view stderr_text) {
+std::string explain_restore_error(const std::vector<PlanLine>& plan, std::string_view stderr_text) {
   // iptables-nft: "line 10: RULE_APPEND failed (…)" or "Error occurred at line: 2";
   // legacy: "iptables-restore: line 2 failed".
   for (std::size_t at = stderr_text.find("line"); at != std::string_view::npos;
@@ -381,12 +385,12 @@ RouteCommands route_commands(const Config& cfg, Family family) {
   const std::string pref = std::to_string(cfg.routing.priority);
   const std::string mark = masked(cfg.marks.taken, cfg.marks.mask);
   auto rule = [&](std::string verb) {
-    return std::vector<std::string>{"ip", fam, "rule", std::move(verb), "pref", pref,
-                                    "fwmark", mark, "lookup", table};
+    return std::vector<std::string>{"ip", fam,      "rule", std::move(verb), "pref",
+                                    pref, "fwmark", mark,   "lookup",        table};
   };
   auto route = [&](std::string verb) {
-    return std::vector<std::string>{"ip", fam, "route", std::move(verb), "local", any,
-                                    "dev", "lo", "table", table};
+    return std::vector<std::string>{"ip", fam,   "route", std::move(verb), "local",
+                                    any,  "dev", "lo",    "table",         table};
   };
   // `show` filters differently from add/del: by type and the exact prefix.
   return RouteCommands{

@@ -119,11 +119,14 @@ std::vector<std::string> startup_checks(const CheckNeeds& needs) {
     } else if (!svm.value.empty()) {
       std::string list;
       for (const auto& n : svm.value) {
-        list += (list.empty() ? "" : ", ") + n;
+        list += (list.empty() ? "" : ",") + n;
+      }
+      if (svm.value.size() > 1) {
+        list = '{' + list + '}';
       }
       problems.push_back(
-          "net.ipv4.conf.{" + list +
-          "}.src_valid_mark=1: the reverse-path check would then look up client addresses with "
+          "net.ipv4.conf." + list +
+          ".src_valid_mark=1: the reverse-path check would then look up client addresses with "
           "the TAKEN mark and drop every taken-over packet (DESIGN.md pitfall 7); set them to 0");
     }
   }

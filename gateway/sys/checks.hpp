@@ -26,9 +26,9 @@ namespace acmegw::sys {
 
 // What the caller is about to do, to decide which checks apply.
 struct CheckNeeds {
-  bool ipv4 = true;        // iptables-restore/-save needed
-  bool ipv6 = false;       // ip6tables-restore/-save needed
-  bool routing = true;     // `ip` needed, and src_valid_mark must be 0 (TAKEN policy route)
+  bool ipv4 = true;     // iptables-restore/-save needed
+  bool ipv6 = false;    // ip6tables-restore/-save needed
+  bool routing = true;  // `ip` needed, and src_valid_mark must be 0 (TAKEN policy route)
 };
 
 // Runs the checks for `needs`; returns one message per problem (empty = ready):

@@ -13,7 +13,9 @@
 
 namespace acmegw::sys {
 
-void NetlinkSocket::Close::operator()(mnl_socket* s) const noexcept { mnl_socket_close(s); }
+void NetlinkSocket::Close::operator()(mnl_socket* s) const noexcept {
+  mnl_socket_close(s);
+}
 
 SysResult<NetlinkSocket> NetlinkSocket::open(int bus) noexcept {
   NetlinkSocket out;
@@ -61,7 +63,8 @@ SysResult<bool> NetlinkSocket::set_no_enobufs(bool on) noexcept {
 
 SysResult<bool> NetlinkSocket::set_ext_ack(bool on) noexcept {
   const int v = on ? 1 : 0;
-  if (::setsockopt(mnl_socket_get_fd(sock_.get()), SOL_NETLINK, NETLINK_EXT_ACK, &v, sizeof v) < 0) {
+  if (::setsockopt(mnl_socket_get_fd(sock_.get()), SOL_NETLINK, NETLINK_EXT_ACK, &v, sizeof v) <
+      0) {
     return {false, errno};
   }
   return {true, 0};
@@ -117,8 +120,7 @@ std::vector<QueueStatus> parse_queue_status(std::string_view text) {
     }
     out.push_back({static_cast<std::uint32_t>(f[0]), static_cast<std::uint32_t>(f[1]),
                    static_cast<std::uint32_t>(f[2]), static_cast<std::uint32_t>(f[3]),
-                   static_cast<std::uint32_t>(f[4]), f[5], f[6],
-                   static_cast<std::uint32_t>(f[7])});
+                   static_cast<std::uint32_t>(f[4]), f[5], f[6], static_cast<std::uint32_t>(f[7])});
   }
   return out;
 }

@@ -51,8 +51,8 @@ class NetlinkSocket {
 // One line of /proc/net/netfilter/nfnetlink_queue (per network namespace).
 struct QueueStatus {
   std::uint32_t queue = 0;
-  std::uint32_t portid = 0;      // netlink port id of the bound socket
-  std::uint32_t waiting = 0;     // packets queued to userspace, not yet verdicted
+  std::uint32_t portid = 0;   // netlink port id of the bound socket
+  std::uint32_t waiting = 0;  // packets queued to userspace, not yet verdicted
   std::uint32_t copy_mode = 0;
   std::uint32_t copy_range = 0;
   std::uint64_t queue_dropped = 0;  // dropped (or failed open) because the queue was full

@@ -47,7 +47,9 @@ SysResult<Pipe> make_stdin_channel() {
   return {Pipe{UniqueFd{fds[0]}, UniqueFd{fds[1]}}, 0};
 }
 
-bool executable(const std::string& path) { return ::access(path.c_str(), X_OK) == 0; }
+bool executable(const std::string& path) {
+  return ::access(path.c_str(), X_OK) == 0;
+}
 
 // Owns the posix_spawn_file_actions_t so every exit path destroys it.
 class FileActions {

@@ -13,9 +13,9 @@
 namespace acmegw::sys {
 
 struct ProcessOutput {
-  int status = -1;   // exit code; 128 + signal number if the child was killed
-  std::string out;   // everything it wrote to stdout
-  std::string err;   // everything it wrote to stderr
+  int status = -1;  // exit code; 128 + signal number if the child was killed
+  std::string out;  // everything it wrote to stdout
+  std::string err;  // everything it wrote to stderr
   [[nodiscard]] bool exited_ok() const noexcept { return status == 0; }
 };
 

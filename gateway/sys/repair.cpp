@@ -48,8 +48,8 @@ SockAddr make_sockaddr(const packet::Address& addr, std::uint16_t port) noexcept
 }
 
 SysResult<UniqueFd> tcp_socket(packet::Family family) noexcept {
-  const int fd = ::socket(domain_of(family), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                          IPPROTO_TCP);
+  const int fd =
+      ::socket(domain_of(family), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
   if (fd < 0) {
     return {UniqueFd{}, errno};
   }

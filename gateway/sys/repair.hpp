@@ -27,12 +27,12 @@ enum class RepairQueue : std::uint8_t { Recv, Send };
 
 // TCP_REPAIR_OPTIONS values, as the kernel's tcp_repair_options_est() reads them.
 struct RepairOptions {
-  std::uint16_t mss = 0;          // TCPOPT_MAXSEG
-  bool wscale = false;            // both sides negotiated window scaling
-  std::uint8_t snd_wscale = 0;    // peer's (client's) shift: scales windows it sends us
-  std::uint8_t rcv_wscale = 0;    // our (production's) shift: scales windows we advertise
-  bool sack = false;              // both sides sent SACK-permitted
-  bool timestamps = false;        // the client's segments carry timestamps
+  std::uint16_t mss = 0;        // TCPOPT_MAXSEG
+  bool wscale = false;          // both sides negotiated window scaling
+  std::uint8_t snd_wscale = 0;  // peer's (client's) shift: scales windows it sends us
+  std::uint8_t rcv_wscale = 0;  // our (production's) shift: scales windows we advertise
+  bool sack = false;            // both sides sent SACK-permitted
+  bool timestamps = false;      // the client's segments carry timestamps
 };
 
 // struct tcp_repair_window, field for field (Linux >= 4.8).
@@ -69,8 +69,7 @@ struct RepairWindow {
 [[nodiscard]] SysResult<bool> set_tcp_timestamp(const UniqueFd& fd, std::uint32_t ts) noexcept;
 // getsockopt / setsockopt TCP_REPAIR_WINDOW. Repair mode, after connect().
 [[nodiscard]] SysResult<RepairWindow> get_repair_window(const UniqueFd& fd) noexcept;
-[[nodiscard]] SysResult<bool> set_repair_window(const UniqueFd& fd,
-                                                const RepairWindow& w) noexcept;
+[[nodiscard]] SysResult<bool> set_repair_window(const UniqueFd& fd, const RepairWindow& w) noexcept;
 
 // A raw socket that sends complete IP packets (IPPROTO_RAW: IP_HDRINCL / IPV6_HDRINCL implied)
 // with SO_MARK = mark, so the ruleset's raw OUTPUT rule can leave them untracked.

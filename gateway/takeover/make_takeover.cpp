@@ -1,6 +1,8 @@
 #include "gateway/takeover/make_takeover.hpp"
 
+#include <charconv>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -13,35 +15,63 @@
 
 namespace acmegw::takeover {
 
-std::unique_ptr<backends::AnsweringBackend> make_backend(const gateway::Config& cfg) {
+namespace {
+
+// "ADDR:PORT" / "[V6]:PORT" with a numeric address; nullopt when it is not one.
+std::optional<boost::asio::ip::tcp::endpoint> parse_relay(std::string_view v) {
+  const auto colon = v.rfind(':');
+  if (colon == std::string_view::npos) {
+    return std::nullopt;
+  }
+  std::string_view host = v.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned port = 0;
+  const auto p = v.substr(colon + 1);
+  const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+  boost::system::error_code bad;
+  const auto addr = boost::asio::ip::make_address(std::string(host), bad);
+  if (ec != std::errc{} || end != p.data() + p.size() || port == 0 || port > 65535 || bad) {
+    return std::nullopt;
+  }
+  return boost::asio::ip::tcp::endpoint(addr, static_cast<std::uint16_t>(port));
+}
+
+}  // namespace
+
+TakeoverBackend make_backend(const gateway::Config& cfg) {
   if (!cfg.backend) {
     throw std::runtime_error("no backend: give --backend KIND=VALUE (e.g. thumbprint=THUMB)");
   }
   const auto& spec = *cfg.backend;
   std::string error;
-  std::unique_ptr<backends::AnsweringBackend> b;
+  TakeoverBackend b;
   switch (spec.kind) {
     case gateway::BackendKind::Thumbprint:
-      b = backends::ThumbprintBackend::create(spec.value, error);
+      b.answering = backends::ThumbprintBackend::create(spec.value, error);
       break;
     case gateway::BackendKind::Webroot:
-      b = backends::WebrootBackend::create(spec.value, error);
+      b.answering = backends::WebrootBackend::create(spec.value, error);
       break;
     case gateway::BackendKind::Redirect:
-      b = backends::RedirectBackend::create(spec.value, error);
+      b.answering = backends::RedirectBackend::create(spec.value, error);
       break;
-    case gateway::BackendKind::Tokens: {
-      backends::TokenServerOptions opt;  // mode 0600, owned by the gateway's user
-      opt.path = spec.value;
-      b = backends::TokensBackend::create(opt, error);
+    case gateway::BackendKind::Tokens:
+      // VALUE: PATH[,mode=OCTAL][,owner=USER][,group=GROUP] (docs/backends.md)
+      if (const auto opt = backends::parse_token_socket_spec(spec.value, error)) {
+        b.answering = backends::TokensBackend::create(*opt, error);
+      }
       break;
-    }
     case gateway::BackendKind::Relay:
-      // TODO(takeover): issue 6 wires the relay into `run`.
-      error = "not available in `run` yet";
+      if (const auto ep = parse_relay(spec.value)) {
+        b.relay = *ep;
+        return b;
+      }
+      error = "relay needs a numeric ADDR:PORT or [V6]:PORT";
       break;
   }
-  if (!b) {
+  if (!b.answering) {
     throw std::runtime_error("--backend " + std::string(gateway::to_string(spec.kind)) + "=" +
                              spec.value + ": " + error);
   }
@@ -52,10 +82,10 @@ std::unique_ptr<RepairTakeover> make_takeover(const gateway::Config& cfg,
                                               const TakeoverOptions& opts) {
   auto backend = make_backend(cfg);
   if (auto r = sys::probe_tcp_repair(packet::Family::V4); !r.ok()) {
-    throw std::runtime_error(
-        std::string("takeover: TCP_REPAIR is not allowed here (") + std::strerror(r.err) +
-        "): acmegw needs CAP_NET_ADMIN in the firewall's network namespace "
-        "(systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW)");
+    throw std::runtime_error(std::string("takeover: TCP_REPAIR is not allowed here (") +
+                             std::strerror(r.err) +
+                             "): acmegw needs CAP_NET_ADMIN in the firewall's network namespace "
+                             "(systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW)");
   }
   TakeoverOptions o = opts;
   o.session.limits = cfg.limits;

@@ -2,7 +2,6 @@
 // The takeover's hook into `acmegw run`.
 #include <memory>
 
-#include "backends/backend.hpp"
 #include "gateway/takeover/repair_takeover.hpp"
 
 namespace acmegw::gateway {
@@ -11,9 +10,10 @@ struct Config;
 
 namespace acmegw::takeover {
 
-// The answering backend named by cfg.backend (`--backend KIND=VALUE`). Throws
-// std::runtime_error with the offending value when it is missing, unknown or invalid.
-[[nodiscard]] std::unique_ptr<backends::AnsweringBackend> make_backend(const gateway::Config& cfg);
+// The backend named by cfg.backend (`--backend KIND=VALUE`); `relay=ADDR:PORT` takes a
+// numeric address ("192.0.2.7:80", "[2001:db8::7]:80"). Throws std::runtime_error with the
+// offending value when it is missing or invalid.
+[[nodiscard]] TakeoverBackend make_backend(const gateway::Config& cfg);
 
 // Checks that takeover can work here (TCP_REPAIR allowed: CAP_NET_ADMIN in this network
 // namespace; raw sockets: CAP_NET_RAW), then builds the Takeover for `run`. Throws

@@ -1,6 +1,8 @@
 #include "gateway/takeover/repair.hpp"
 
+#include <algorithm>
 #include <array>
+#include <cerrno>
 
 #include <netinet/tcp.h>
 
@@ -9,7 +11,9 @@
 namespace acmegw::takeover {
 namespace {
 
-TakeoverResult failed(TakeoverStep step, int err) noexcept { return {step, err}; }
+TakeoverResult failed(TakeoverStep step, int err) noexcept {
+  return {step, err};
+}
 
 }  // namespace
 
@@ -92,7 +96,8 @@ void close_silently(sys::UniqueFd& fd) noexcept {
 TakeoverResult reset_production(const sys::UniqueFd& raw, const FlowSnapshot& s) noexcept {
   std::array<std::byte, kMaxRstLen> pkt{};
   const std::size_t len = build_rst(s.tuple, s.rcv_nxt, pkt);
-  const auto r = sys::send_packet(raw, std::span{pkt}.first(len), sys::make_sockaddr(s.tuple.dst, 0));
+  const auto r =
+      sys::send_packet(raw, std::span{pkt}.first(len), sys::make_sockaddr(s.tuple.dst, 0));
   if (!r.ok()) {
     return failed(TakeoverStep::Reset, r.err);
   }

@@ -29,7 +29,8 @@ namespace acmegw::takeover {
 // Builds an established socket from `s` into `out` (left empty on failure, closed without a
 // packet). Precondition: every packet of the flow is held, so nothing reaches the socket
 // before it is complete.
-[[nodiscard]] TakeoverResult restore_established(const FlowSnapshot& s, sys::UniqueFd& out) noexcept;
+[[nodiscard]] TakeoverResult restore_established(const FlowSnapshot& s,
+                                                 sys::UniqueFd& out) noexcept;
 
 // Closes a socket that restore_established() made without sending the client anything
 // (repair mode on again, so no FIN or RST): the flow goes back to production intact.

@@ -1,5 +1,6 @@
 #include "gateway/takeover/repair_takeover.hpp"
 
+#include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
@@ -15,8 +16,13 @@ namespace {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
+// A host without IPv6 (EAFNOSUPPORT) gets no v6 socket: a v6 takeover then fails at step
+// Reset (EBADF) and goes to production; there are no v6 flows to take over anyway.
 sys::UniqueFd open_raw(packet::Family family, std::uint32_t mark) {
   auto r = sys::raw_ip_socket(family, mark);
+  if (family == packet::Family::V6 && r.err == EAFNOSUPPORT) {
+    return {};
+  }
   if (!r.ok()) {
     throw std::runtime_error(std::string("takeover: raw socket for the RST to production (") +
                              (family == packet::Family::V4 ? "IPv4" : "IPv6") +
@@ -38,8 +44,8 @@ tcp::endpoint endpoint_of(const packet::Address& a, std::uint16_t port) {
 
 }  // namespace
 
-RepairTakeover::RepairTakeover(std::unique_ptr<backends::AnsweringBackend> backend,
-                               std::uint32_t rst_mark, const TakeoverOptions& opts)
+RepairTakeover::RepairTakeover(TakeoverBackend backend, std::uint32_t rst_mark,
+                               const TakeoverOptions& opts)
     : backend_(std::move(backend)),
       opts_(opts),
       raw_v4_(open_raw(packet::Family::V4, rst_mark)),
@@ -64,19 +70,22 @@ RepairTakeover::~RepairTakeover() {
 }
 
 TakeoverResult RepairTakeover::take(const TakeoverRequest& req) noexcept {
+  if (session_stats_.active.load(std::memory_order_relaxed) >= opts_.max_sessions) {
+    return {TakeoverStep::Handoff, EBUSY};  // checked first: costs no syscall
+  }
   sys::SysResult<sys::ConntrackEntry> ct;
   {
     const std::lock_guard lock(ct_mutex_);
     ct = ct_->get(req.key);
   }
   if (!ct.ok()) {
-    return count({TakeoverStep::Conntrack, ct.err});
+    return {TakeoverStep::Conntrack, ct.err};
   }
   const FlowSnapshot snap = make_snapshot(req, ct.value, opts_.mss);
 
   sys::UniqueFd fd;
   if (auto r = restore_established(snap, fd); !r.ok()) {
-    return count(r);
+    return r;
   }
   // Give the socket to Asio before the RST: up to the RST every failure leaves production's
   // side intact, so the flow can still go there.
@@ -86,35 +95,25 @@ TakeoverResult RepairTakeover::take(const TakeoverRequest& req) noexcept {
   sock.assign(v4 ? tcp::v4() : tcp::v6(), fd.get(), ec);
   if (ec) {
     close_silently(fd);
-    return count({TakeoverStep::Handoff, ec.value()});
+    return {TakeoverStep::Handoff, ec.value()};
   }
   (void)fd.release();  // owned by sock now
   if (auto r = reset_production(v4 ? raw_v4_ : raw_v6_, snap); !r.ok()) {
     sys::UniqueFd back{sock.release(ec)};
     close_silently(back);
-    return count(r);
+    return r;
   }
-  backends::start_http_session(std::move(sock), endpoint_of(snap.tuple.dst, snap.tuple.dport),
-                               *backend_, opts_.session, session_stats_);
-  return count({});
-}
-
-TakeoverResult RepairTakeover::count(TakeoverResult r) noexcept {
-  if (r.ok()) {
-    ok_.fetch_add(1, std::memory_order_relaxed);
+  if (backend_.answering) {
+    backends::start_http_session(std::move(sock), endpoint_of(snap.tuple.dst, snap.tuple.dport),
+                                 *backend_.answering, opts_.session, session_stats_);
   } else {
-    failed_[static_cast<std::size_t>(r.failed_step)].fetch_add(1, std::memory_order_relaxed);
+    backends::start_relay_session(std::move(sock), backend_.relay, opts_.session, session_stats_);
   }
-  return r;
+  return {};
 }
 
 std::vector<std::pair<std::string, std::uint64_t>> RepairTakeover::counters() const {
   std::vector<std::pair<std::string, std::uint64_t>> out;
-  out.emplace_back("takeover_ok", ok_.load());
-  for (std::size_t i = 1; i < kStepCount; ++i) {
-    out.emplace_back("takeover_failed_" + std::string(to_string(static_cast<TakeoverStep>(i))),
-                     failed_[i].load());
-  }
   const auto& s = session_stats_;
   out.emplace_back("session_started", s.started.load());
   out.emplace_back("session_active", s.active.load());

@@ -1,9 +1,6 @@
 #pragma once
 // The Takeover the engine calls (takeover.hpp), built from the TCP_REPAIR recipe (repair.hpp)
 // and the HTTP session on its own Boost.Asio thread pool (backends/http_session.hpp).
-#include <array>
-#include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -14,6 +11,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 #include "backends/backend.hpp"
 #include "backends/http_session.hpp"
@@ -23,11 +21,19 @@
 
 namespace acmegw::takeover {
 
-inline constexpr std::size_t kStepCount = static_cast<std::size_t>(TakeoverStep::Handoff) + 1;
+// What a taken-over connection is given to: an answering backend (thumbprint, tokens, webroot,
+// redirect), or, when `answering` is null, a relay target that receives the whole connection.
+struct TakeoverBackend {
+  std::unique_ptr<backends::AnsweringBackend> answering;
+  boost::asio::ip::tcp::endpoint relay;
+};
 
 struct TakeoverOptions {
   MssPolicy mss;
   unsigned threads = 2;  // Asio threads serving taken-over connections (not the queue workers)
+  // Open sessions at most (each holds ~25 KiB of buffers plus socket memory); beyond it
+  // take() fails at step Handoff with EBUSY and the flow goes to production.
+  std::uint64_t max_sessions = 4096;
   backends::SessionConfig session;
 };
 
@@ -35,28 +41,24 @@ class RepairTakeover final : public Takeover {
  public:
   // Opens the raw RST sockets (v4, v6) with `rst_mark` and starts the Asio threads. Throws
   // std::runtime_error naming the failed call (startup only, STYLE §11).
-  RepairTakeover(std::unique_ptr<backends::AnsweringBackend> backend, std::uint32_t rst_mark,
-                 const TakeoverOptions& opts);
+  RepairTakeover(TakeoverBackend backend, std::uint32_t rst_mark, const TakeoverOptions& opts);
   // Stops the Asio threads; connections still open are aborted (RST, never FIN).
   ~RepairTakeover() override;
   RepairTakeover(const RepairTakeover&) = delete;
   RepairTakeover& operator=(const RepairTakeover&) = delete;
 
   // Conntrack lookup, restore_established(), hand the socket to Asio, RST production. Any
-  // failure leaves the client's connection to production intact and is counted by step.
+  // failure leaves the client's connection to production intact and names its step (the
+  // engine counts outcomes by step).
   TakeoverResult take(const TakeoverRequest& req) noexcept override;
 
-  // (name, value) of every counter: takeovers ok, failures per step, session outcomes.
+  // (name, value) of the session counters (outcomes on the Asio threads).
   [[nodiscard]] std::vector<std::pair<std::string, std::uint64_t>> counters() const;
 
  private:
-  TakeoverResult count(TakeoverResult r) noexcept;
-
-  std::unique_ptr<backends::AnsweringBackend> backend_;
+  TakeoverBackend backend_;
   TakeoverOptions opts_;
   backends::SessionStats session_stats_;
-  std::atomic<std::uint64_t> ok_{0};
-  std::array<std::atomic<std::uint64_t>, kStepCount> failed_{};
 
   // One netlink socket shared by the queue workers: takeovers are rare and the lock covers
   // one request/answer round trip.

@@ -22,7 +22,8 @@ void put32(std::span<std::byte> out, std::size_t at, std::uint32_t v) noexcept {
 std::uint32_t sum16(std::span<const std::byte> data, std::uint32_t acc = 0) noexcept {
   std::size_t i = 0;
   for (; i + 1 < data.size(); i += 2) {
-    acc += (std::to_integer<std::uint32_t>(data[i]) << 8) | std::to_integer<std::uint32_t>(data[i + 1]);
+    acc += (std::to_integer<std::uint32_t>(data[i]) << 8) |
+           std::to_integer<std::uint32_t>(data[i + 1]);
   }
   if (i < data.size()) {
     acc += std::to_integer<std::uint32_t>(data[i]) << 8;
@@ -86,18 +87,18 @@ std::size_t build_rst(const packet::FlowKey& key, std::uint32_t seq,
     std::copy(dst.begin(), dst.end(), out.begin() + 16);  // destination
     put16(out, 10, fold(sum16(out.first(20))));           // header checksum
   } else {
-    out[0] = std::byte{0x60};                             // version 6, class 0, flow 0
+    out[0] = std::byte{0x60};                                  // version 6, class 0, flow 0
     put16(out, 4, static_cast<std::uint16_t>(kTcpHeaderLen));  // payload length
-    out[6] = std::byte{kProtoTcp};                        // next header
-    out[7] = std::byte{64};                               // hop limit
-    std::copy(src.begin(), src.end(), out.begin() + 8);   // source
-    std::copy(dst.begin(), dst.end(), out.begin() + 24);  // destination
+    out[6] = std::byte{kProtoTcp};                             // next header
+    out[7] = std::byte{64};                                    // hop limit
+    std::copy(src.begin(), src.end(), out.begin() + 8);        // source
+    std::copy(dst.begin(), dst.end(), out.begin() + 24);       // destination
   }
   const auto tcp = out.subspan(ip_len, kTcpHeaderLen);
-  put16(tcp, 0, key.sport);          // source port
-  put16(tcp, 2, key.dport);          // destination port
-  put32(tcp, 4, seq);                // sequence number
-  tcp[12] = std::byte{5 << 4};       // data offset 5 words, no options
+  put16(tcp, 0, key.sport);                    // source port
+  put16(tcp, 2, key.dport);                    // destination port
+  put32(tcp, 4, seq);                          // sequence number
+  tcp[12] = std::byte{5 << 4};                 // data offset 5 words, no options
   tcp[13] = std::byte{packet::tcpflag::kRst};  // flags: RST only (RFC 9293 §3.10.7.4)
   // Pseudo-header (RFC 9293 §3.1 / RFC 8200 §8.1): addresses, protocol, TCP length.
   std::uint32_t acc = sum16(src, sum16(dst));

@@ -41,8 +41,7 @@ inline constexpr std::uint8_t kCtFlagSackPerm = 0x02;
 // Builds the snapshot. Window scaling and SACK are on only when conntrack saw both sides offer
 // them; timestamps follow the held segment. TSval continues at TSecr, rounded up to even
 // (kernels >= 6.7 read bit 0 of TCP_TIMESTAMP as "microsecond clock").
-[[nodiscard]] FlowSnapshot make_snapshot(const TakeoverRequest& req,
-                                         const sys::ConntrackEntry& ct,
+[[nodiscard]] FlowSnapshot make_snapshot(const TakeoverRequest& req, const sys::ConntrackEntry& ct,
                                          const MssPolicy& mss = {}) noexcept;
 
 inline constexpr std::size_t kMaxRstLen = 60;  // IPv6 (40) + TCP (20) headers

@@ -4,23 +4,40 @@ namespace acmegw::takeover {
 
 std::string_view to_string(TakeoverStep s) noexcept {
   switch (s) {
-    case TakeoverStep::None: return "none";
-    case TakeoverStep::Conntrack: return "conntrack";
-    case TakeoverStep::Socket: return "socket";
-    case TakeoverStep::ReuseAddr: return "reuseaddr";
-    case TakeoverStep::Transparent: return "transparent";
-    case TakeoverStep::RepairOn: return "repair_on";
-    case TakeoverStep::Bind: return "bind";
-    case TakeoverStep::SendSeq: return "send_seq";
-    case TakeoverStep::RecvSeq: return "recv_seq";
-    case TakeoverStep::MaxSeg: return "maxseg";
-    case TakeoverStep::Connect: return "connect";
-    case TakeoverStep::Options: return "options";
-    case TakeoverStep::Timestamp: return "timestamp";
-    case TakeoverStep::Window: return "window";
-    case TakeoverStep::RepairOff: return "repair_off";
-    case TakeoverStep::Reset: return "reset";
-    case TakeoverStep::Handoff: return "handoff";
+    case TakeoverStep::None:
+      return "none";
+    case TakeoverStep::Conntrack:
+      return "conntrack";
+    case TakeoverStep::Socket:
+      return "socket";
+    case TakeoverStep::ReuseAddr:
+      return "reuseaddr";
+    case TakeoverStep::Transparent:
+      return "transparent";
+    case TakeoverStep::RepairOn:
+      return "repair_on";
+    case TakeoverStep::Bind:
+      return "bind";
+    case TakeoverStep::SendSeq:
+      return "send_seq";
+    case TakeoverStep::RecvSeq:
+      return "recv_seq";
+    case TakeoverStep::MaxSeg:
+      return "maxseg";
+    case TakeoverStep::Connect:
+      return "connect";
+    case TakeoverStep::Options:
+      return "options";
+    case TakeoverStep::Timestamp:
+      return "timestamp";
+    case TakeoverStep::Window:
+      return "window";
+    case TakeoverStep::RepairOff:
+      return "repair_off";
+    case TakeoverStep::Reset:
+      return "reset";
+    case TakeoverStep::Handoff:
+      return "handoff";
   }
   return "invalid";
 }

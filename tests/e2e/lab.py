@@ -14,7 +14,7 @@ Topology of one Lab (all addresses are documentation ranges and live only inside
 
 API (everything a test needs; see each docstring):
     require(*tools)                   exit 77 unless root and every tool is on PATH
-    parse_args(description)           --acmegw PATH (+ --keep for debugging)
+    parse_args(description, extra)    --acmegw PATH (+ --keep for debugging; extra(parser) adds)
     Checks()                          .check(name, cond, why) / .run(name, fn) / .exit()
     Lab(name, prefix="agwF", val=False)   context manager; builds everything, removes it on
                                       exit, failure and SIGINT/SIGTERM/SIGHUP
@@ -23,15 +23,20 @@ API (everything a test needs; see each docstring):
       .spawn(ns, *argv, name=)        start a process in ns (tracked; output in .dir/name.log)
       .stop(proc, sig)                stop a spawned process by PID, return its exit status
       .socket(ns, family)             a socket created inside ns (used in-process, no fork)
-      .exchange(ns, addr, data, ...)  send bytes (any segmentation), half-close, read to EOF
+      .exchange(ns, addr, chunks, ...)  send bytes (any segmentation), half-close once ACKed,
+                                      read to EOF; returns ((client addr, port), bytes)
       .start_nginx(...)               real nginx in prod on PROD:80 ([v6]:80 too; ns=, addrs=)
       .start_recorder(...)            byte-recording TCP server in prod on REC:80 (ns=, addrs=)
       .tcpdump(ns, iface, filter)     capture; .stop() returns parsed TCP segments
       .enable_dnat()                  PUBLIC -> PROD, REC_PUBLIC -> REC on fw
-      .run_acmegw(acmegw, *args)      `acmegw run --protect ... args` in fw, waits until queued
+      .run_acmegw(acmegw, *args, protect=)  `acmegw run --protect ... args` in fw, waits until
+                                      it logged "rules: installed" and bound its queue
       .nfqueue_packets()              packets that NFQUEUE rules in fw sent to userspace (v4+v6)
       .nfqueue_proc()                 /proc/net/netfilter/nfnetlink_queue rows of fw
       .wrk(url, ...)                  run wrk in client, return parsed numbers
+      .log_of(proc) / .wait_for(cond, timeout, what) / .dir (logs, captures)
+    Recorder.conversation((addr, port))  what production received from / sent to that client
+    parse_pcap(bytes), parse_wrk(text), recorder_response(bytes), socket_in(ns, family)
     CLIENT, FW_C, FW_P, PROD, REC, PUBLIC, REC_PUBLIC, VAL   Addr(v4, v6); Addr[4] / Addr[6]
     url(addr, path, port=80)          http URL with [v6] brackets
 """
@@ -305,7 +310,7 @@ class Recorder:
     """TCP server (in prod by default): on each connection sends `greeting` (if set), records
     every byte until the client half-closes, then sends recorder_response(received), closes."""
 
-    def __init__(self, lab: "Lab", addrs: Iterable[str], port: int, ns: str) -> None:
+    def __init__(self, addrs: Iterable[str], port: int, ns: str) -> None:
         self.greeting = b""
         self.conversations: dict[tuple, Conversation] = {}
         self._lock = threading.Lock()
@@ -365,6 +370,7 @@ class Recorder:
     def close(self) -> None:
         """Stop accepting (connections in progress finish on their own)."""
         for s in self._listeners:
+            s.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone would not
             s.close()
 
 
@@ -375,7 +381,7 @@ class Recorder:
 class Nginx:
     """Real nginx in prod. Pages: / (small), /100k (100 KiB), /upload (POST, answers "ok")."""
 
-    def __init__(self, lab: "Lab", proc: subprocess.Popen, root: str) -> None:
+    def __init__(self, proc: subprocess.Popen, root: str) -> None:
         self.proc = proc
         self.root = root
         self.access_log = os.path.join(root, "access.log")
@@ -441,6 +447,17 @@ class Namespaces:
 _labs: list["Lab"] = []
 
 
+def _destroy_ns(ns: str) -> None:
+    """SIGKILL every process still inside ns (all started by a lab), then delete ns."""
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+    for pid in pids.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
 def _cleanup_all() -> None:
     for lab in list(_labs):
         lab.close()
@@ -450,6 +467,8 @@ def _on_signal(signum, _frame) -> None:
     raise SystemExit(128 + signum)  # unwinds through `with Lab(...)`, so close() runs
 
 
+# Importing the lab makes SIGTERM/SIGHUP end the test through normal unwinding (and atexit), so
+# an interrupted run (ctest timeout, Ctrl-C) still removes its namespaces.
 atexit.register(_cleanup_all)
 for _sig in (signal.SIGTERM, signal.SIGHUP):
     signal.signal(_sig, _on_signal)  # SIGINT already raises KeyboardInterrupt
@@ -490,7 +509,7 @@ class Lab:
         for n in names.split():
             m = re.fullmatch(re.escape(prefix) + r"(\d+)-\d+[cfpv]", n)
             if m and not os.path.exists(f"/proc/{m[1]}"):
-                subprocess.run(["ip", "netns", "del", n], capture_output=True)
+                _destroy_ns(n)
 
     def _ip(self, *args: str) -> None:
         subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
@@ -623,7 +642,7 @@ class Lab:
         proc = self.spawn(ns, "nginx", "-c", conf, "-p", root, name=os.path.basename(root))
         for a in addrs:
             self.wait_for(lambda a=a: self._can_connect(ns, a, 80), 10, f"nginx on {a}")
-        return Nginx(self, proc, root)
+        return Nginx(proc, root)
 
     def _can_connect(self, ns: str, addr: str, port: int) -> bool:
         s = socket_in(ns, family_of(addr))
@@ -639,7 +658,7 @@ class Lab:
     def start_recorder(self, addrs: Sequence[str] = (REC.v4, REC.v6), port: int = 80,
                        ns: Optional[str] = None) -> Recorder:
         """Byte-recording server in ns (default prod): threads of this process, sockets in ns."""
-        r = Recorder(self, addrs, port, ns or self.ns.prod)
+        r = Recorder(addrs, port, ns or self.ns.prod)
         self._recorders.append(r)
         return r
 
@@ -772,15 +791,8 @@ class Lab:
         for p in self.procs:
             self.stop(p, signal.SIGTERM, timeout=5)
         for n in (self.ns.client, self.ns.fw, self.ns.prod, self.ns.val):
-            if not n:
-                continue
-            pids = subprocess.run(["ip", "netns", "pids", n], capture_output=True, text=True).stdout
-            for pid in pids.split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
-            subprocess.run(["ip", "netns", "del", n], capture_output=True)
+            if n:
+                _destroy_ns(n)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> "Lab":

@@ -2,12 +2,13 @@
 """Production flows through acmegw stay byte-for-byte untouched and leave userspace after their
 first data segment (IPv4 and IPv6, routed production).
 
-For acmegw with --no-prefilter and then with the prefilter: header-name case, Connection: close,
-a 256 KiB POST, pipelined requests (with a late challenge path on the same connection), an SSH
-banner on port 80, and a request sent one byte per segment reach the byte recorder in prod
-exactly, the client gets production's bytes exactly, production sees the client's address,
-nginx logs the client's address, and the NFQUEUE rule counters in fw show exactly one queued
-packet per flow without the prefilter and none with it. Finally SIGTERM removes the rules.
+For acmegw with --no-prefilter (two queues) and then with the prefilter: header-name case,
+Connection: close, a 256 KiB POST, pipelined requests (with a late challenge path on the same
+connection), an SSH banner on port 80, a FIN right behind the request, and a request sent one
+byte per segment reach the byte recorder in prod exactly, the client gets production's bytes
+exactly, production and nginx's log see the client's address, and the NFQUEUE rule counters in
+fw show one queued packet per flow without the prefilter (what is sent before the verdict at
+most) and none with it, matching acmegw's own counter. Finally SIGTERM removes the rules.
 --baseline runs the byte checks over plain forwarding without acmegw (proves the harness).
 """
 

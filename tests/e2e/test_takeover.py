@@ -12,6 +12,9 @@ Run: python3 tests/e2e/test_takeover.py --acmegw build/gateway/acmegw   (root; e
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 from typing import Optional
 
@@ -23,7 +26,8 @@ BIG_REQUEST = b"GET /100k HTTP/1.1\r\nHost: example.test\r\n\r\n"
 
 
 def takeover(lab: Lab, nginx: Nginx, name: str, dst: str, fam: int, chunks=None, mss: int = 0,
-             delay: float = 0.0, relay: bool = True, strict_client: bool = True) -> Optional[str]:
+             delay: float = 0.0, first_delay: float = 0.0, relay: bool = True,
+             strict_client: bool = True) -> Optional[str]:
     """One challenge connection to `dst`; None when every check of it holds, else why not."""
     token = f"tok_{name}_{fam}".replace(".", "_")
     req = challenge(token)
@@ -31,8 +35,8 @@ def takeover(lab: Lab, nginx: Nginx, name: str, dst: str, fam: int, chunks=None,
     cap_client = lab.tcpdump(lab.ns.client, "eth0", "tcp port 80")
     c = Client(lab.ns.client, dst, mss=mss, nodelay=bool(chunks))
     for i, chunk in enumerate(chunks(req) if chunks else [req]):
-        if i and delay:
-            time.sleep(delay)
+        if i:
+            time.sleep(first_delay if i == 1 and first_delay else delay)
         c.send(chunk)
     want = keyauth_response(token)
     got = c.read_exact(len(want))
@@ -105,9 +109,36 @@ def production_then_challenge(lab: Lab, nginx: Nginx, dst: str) -> Optional[str]
     return None
 
 
+def failure_falls_back(lab: Lab, proc, nginx: Nginx) -> Optional[str]:
+    """With no fd left (RLIMIT_NOFILE = open fds), step `socket` fails: the flow must reach
+    production intact (nginx answers its 404), the failure is counted by step, and the next
+    challenge after the limit is restored is taken over again."""
+    used = {int(fd) for fd in os.listdir(f"/proc/{proc.pid}/fd")}
+    lowest_free = min(set(range(len(used) + 1)) - used)  # the next fd number the kernel picks
+    soft, hard = subprocess.run(["prlimit", f"--pid={proc.pid}", "--nofile", "--raw",
+                                 "--noheadings", "--output=SOFT,HARD"], check=True,
+                                capture_output=True, text=True).stdout.split()
+    subprocess.run(["prlimit", f"--pid={proc.pid}", f"--nofile={lowest_free}:{hard}"], check=True)
+    try:
+        c = Client(lab.ns.client, PROD.v4)
+        c.send(challenge("fail_tok"))
+        head, _ = c.read_response()
+        c.close_and_wait_eof()
+    finally:
+        subprocess.run(["prlimit", f"--pid={proc.pid}", f"--nofile={soft}:{hard}"], check=True)
+    if not head.startswith(b"HTTP/1.1 404") or b"nginx" not in head:
+        return f"not answered by production: {head[:80]!r}"
+    if not any("fail_tok" in e["request"] and e["addr"] == c.local[0] for e in nginx.log_lines()):
+        return "nginx did not log the failed takeover's request from the client"
+    proc.send_signal(signal.SIGUSR1)
+    lab.wait_for(lambda: "takeover_failed_by_step.socket=1" in lab.log_of(proc), 5,
+                 "the failure counted by step")
+    return takeover(lab, nginx, "after_fail", PROD.v4, 4, relay=False)
+
+
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
-    require("iptables", "ip6tables", "nginx", "tcpdump", "conntrack")
+    require("iptables", "ip6tables", "nginx", "tcpdump", "prlimit")
     checks = Checks()
     with Lab("takeover", prefix="agwT", keep=args.keep) as lab:
         # The default bound of 32 held segments per flow sends a request in 1-byte segments to
@@ -126,20 +157,21 @@ def main() -> None:
             checks.run(f"v{fam} HEAD and pipelined challenges",
                        lambda: pipelined_head(lab, dst))
         # 1-byte segments. Production ACKs nothing while the segments are held, so the client
-        # may send a loss probe (judged: answer and production side only) and only its initial
-        # window (IW10) before it retransmits by timeout; a coalesced
-        # retransmission overlaps the held bytes and the engine then sends the flow to
-        # production (fail-open). The client's route gets initcwnd 300 (client namespace only)
-        # so all ~190 one-byte segments leave without waiting, as from a client with a large
-        # window; 2 ms apart, so the engine's HOLD connmark is set before the second arrives.
+        # sends only its initial window (IW10) and then, one RTO (>= 200 ms) later, retransmits
+        # from the first byte, which the engine answers by sending the flow to production (the
+        # client is then stalled until an ACK). The client's route gets initcwnd 300 and
+        # autocorking is off (client namespace only), so all ~190 one-byte segments leave at
+        # once, after a first byte that lets the engine set the flow's HOLD connmark.
         set_initcwnd(lab, 300)
+        lab.sh(lab.ns.client, "sysctl", "-qw", "net.ipv4.tcp_autocorking=0")
         try:
             checks.run("v4 request in 1-byte segments",
                        lambda: takeover(lab, nginx, "bytes", PROD.v4, 4,
                                         chunks=lambda r: [r[i:i + 1] for i in range(len(r))],
-                                        delay=0.002, strict_client=False))
+                                        first_delay=0.05, strict_client=False))
         finally:
             set_initcwnd(lab, 0)
+            lab.sh(lab.ns.client, "sysctl", "-qw", "net.ipv4.tcp_autocorking=1")
         for name, kv in (("timestamps off", {"tcp_timestamps": 0}),
                          ("SACK off", {"tcp_sack": 0}),
                          ("window scaling off", {"tcp_window_scaling": 0}),
@@ -155,6 +187,8 @@ def main() -> None:
                 sysctl(lab, tcp_timestamps=1, tcp_sack=1, tcp_window_scaling=1)
         checks.run("v4 production first, then a challenge on the same connection",
                    lambda: production_then_challenge(lab, nginx, PROD.v4))
+        checks.run("a failed takeover (step socket: EMFILE) falls back to production, counted",
+                   lambda: failure_falls_back(lab, proc, nginx))
         lab.stop(proc)
         checks.check("acmegw exits cleanly", proc.returncode == 0, lab.log_of(proc)[-1500:])
 

@@ -3,6 +3,7 @@
 // listener for production).
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -25,7 +26,9 @@ namespace {
 
 constexpr std::string_view kThumb = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
 
-std::span<const std::byte> bytes(std::string_view s) { return std::as_bytes(std::span{s}); }
+std::span<const std::byte> bytes(std::string_view s) {
+  return std::as_bytes(std::span{s});
+}
 
 std::string response_200(std::string_view body, bool head = false) {
   std::string r = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
@@ -39,7 +42,8 @@ std::string response_200(std::string_view body, bool head = false) {
 // A session on loopback: `client` talks to a session served by two Asio threads; `prod` is a
 // listener standing in for production.
 struct Lab {
-  asio::io_context io;
+  std::unique_ptr<asio::io_context> io_owner = std::make_unique<asio::io_context>();
+  asio::io_context& io = *io_owner;
   asio::io_context tio;  // the test's own blocking sockets
   tcp::acceptor front{tio, {asio::ip::address_v4::loopback(), 0}};
   tcp::acceptor prod{tio, {asio::ip::address_v4::loopback(), 0}};
@@ -50,7 +54,7 @@ struct Lab {
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   std::thread t1, t2;
 
-  explicit Lab(std::chrono::milliseconds idle = 5s) {
+  explicit Lab(std::chrono::milliseconds idle = 5s, bool relay_only = false) {
     std::string err;
     backend = ThumbprintBackend::create(kThumb, err);
     cfg.idle_timeout = idle;
@@ -59,15 +63,26 @@ struct Lab {
     tcp::socket served{asio::make_strand(io)};
     auto accepted = front.accept();
     served.assign(tcp::v4(), accepted.release());
-    start_http_session(std::move(served), prod.local_endpoint(), *backend, cfg, stats);
+    if (relay_only) {
+      start_relay_session(std::move(served), prod.local_endpoint(), cfg, stats);
+    } else {
+      start_http_session(std::move(served), prod.local_endpoint(), *backend, cfg, stats);
+    }
     t1 = std::thread([this] { io.run(); });
     t2 = std::thread([this] { io.run(); });
   }
-  ~Lab() {
+  ~Lab() { shutdown(); }
+
+  // Stops and destroys the session's io_context, as ~RepairTakeover does at exit.
+  void shutdown() {
+    if (!io_owner) {
+      return;
+    }
     work.reset();
     io.stop();
     t1.join();
     t2.join();
+    io_owner.reset();
   }
 
   void send(std::string_view s) { asio::write(client, asio::buffer(s)); }
@@ -125,15 +140,20 @@ TEST_CASE("format_response: every answer kind, GET and HEAD", "[backends][sessio
   CHECK(out == response_200("tok.thumb", true));
   a = {};
   format_response(a, false, out);
-  CHECK(out == "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nnot found\n");
+  CHECK(out ==
+        "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nnot "
+        "found\n");
   a.kind = Answer::Kind::Redirect;
   a.location = "https://v.example/.well-known/acme-challenge/t";
   format_response(a, false, out);
-  CHECK(out == "HTTP/1.1 302 Found\r\nLocation: https://v.example/.well-known/acme-challenge/t\r\n"
-               "Content-Length: 0\r\n\r\n");
+  CHECK(out ==
+        "HTTP/1.1 302 Found\r\nLocation: https://v.example/.well-known/acme-challenge/t\r\n"
+        "Content-Length: 0\r\n\r\n");
   a.kind = Answer::Kind::Unavailable;
   format_response(a, true, out);
-  CHECK(out == "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\n");
+  CHECK(
+      out ==
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\n");
 }
 
 TEST_CASE("session: keep-alive and pipelined challenges, passive close", "[backends][session]") {
@@ -142,8 +162,9 @@ TEST_CASE("session: keep-alive and pipelined challenges, passive close", "[backe
   lab.send("GET /.well-known/acme-challenge/tok1 HTTP/1.1\r\nHost: a.example\r\n\r\n");
   CHECK(lab.read(response_200(body).size()) == response_200(body));
   // Two requests in one write, the second split from its end: both answered in order.
-  lab.send("HEAD /.well-known/acme-challenge/tok2 HTTP/1.1\r\nHost: a\r\n\r\n"
-           "GET /.well-known/acme-challenge/tok3 HTTP/1.1\r\nHo");
+  lab.send(
+      "HEAD /.well-known/acme-challenge/tok2 HTTP/1.1\r\nHost: a\r\n\r\n"
+      "GET /.well-known/acme-challenge/tok3 HTTP/1.1\r\nHo");
   lab.send("st: a\r\n\r\n");
   const std::string b2 = "tok2." + std::string(kThumb);
   const std::string b3 = "tok3." + std::string(kThumb);
@@ -205,4 +226,31 @@ TEST_CASE("session: an idle client is aborted with RST at the deadline", "[backe
   CHECK(lab.next_read_error(2s) == asio::error::connection_reset);
   CHECK(lab.stats.idle_aborted == 1);
   CHECK(lab.stats.answered_keyauth == 0);
+}
+
+TEST_CASE("session: an io_context torn down under an open session aborts it with RST",
+          "[backends][session]") {
+  Lab lab;
+  const std::string body = "t." + std::string(kThumb);
+  lab.send("GET /.well-known/acme-challenge/t HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(lab.read(response_200(body).size()) == response_200(body));
+  lab.shutdown();
+  CHECK(lab.next_read_error(2s) == asio::error::connection_reset);
+  CHECK(lab.stats.active == 0);
+}
+
+TEST_CASE("relay session: the whole connection goes to the target, challenges included",
+          "[backends][session]") {
+  Lab lab{5s, true};
+  const std::string req = "GET /.well-known/acme-challenge/t HTTP/1.1\r\nHost: a\r\n\r\n";
+  lab.send(req);
+  auto p = lab.prod.accept();
+  std::string got(req.size(), '\0');
+  asio::read(p, asio::buffer(got));
+  CHECK(got == req);
+  const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  asio::write(p, asio::buffer(answer));
+  CHECK(lab.read(answer.size()) == answer);
+  CHECK(lab.stats.answered_keyauth == 0);
+  CHECK(lab.stats.relayed == 1);
 }

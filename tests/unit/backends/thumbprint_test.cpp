@@ -17,7 +17,8 @@ TEST_CASE("thumbprint backend: answers TOKEN.THUMB", "[backends][thumbprint]") {
   const auto b = ThumbprintBackend::create(kThumb, error);
   REQUIRE(b);
   CHECK(error.empty());
-  const auto a = b->answer({"GET", "abc_DEF-1", "example.com", "/.well-known/acme-challenge/abc_DEF-1"});
+  const auto a =
+      b->answer({"GET", "abc_DEF-1", "example.com", "/.well-known/acme-challenge/abc_DEF-1"});
   CHECK(a.kind == Answer::Kind::KeyAuthorization);
   CHECK(a.body == "abc_DEF-1." + std::string(kThumb));
 
@@ -28,7 +29,8 @@ TEST_CASE("thumbprint backend: answers TOKEN.THUMB", "[backends][thumbprint]") {
   }
 }
 
-TEST_CASE("thumbprint backend: rejects values that are not a thumbprint", "[backends][thumbprint]") {
+TEST_CASE("thumbprint backend: rejects values that are not a thumbprint",
+          "[backends][thumbprint]") {
   std::string error;
   CHECK_FALSE(ThumbprintBackend::create(kThumb.substr(1), error));
   CHECK(error.find("43") != std::string::npos);

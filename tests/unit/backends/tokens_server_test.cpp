@@ -176,3 +176,61 @@ TEST_CASE("TokensBackend: a token added over the socket is answered", "[backends
                                     err2));
   CHECK(err2.find("bind") != std::string::npos);
 }
+
+TEST_CASE("parse_token_socket_spec: path and socket file options", "[backends][tokens]") {
+  using acmegw::backends::parse_token_socket_spec;
+  std::string error;
+  auto o = parse_token_socket_spec("/run/acmegw/tokens.sock", error);
+  REQUIRE(o);
+  CHECK(o->path == "/run/acmegw/tokens.sock");
+  CHECK(o->mode == 0600);
+  CHECK(o->owner == static_cast<uid_t>(-1));
+  CHECK(o->group == static_cast<gid_t>(-1));
+
+  o = parse_token_socket_spec("/s.sock,mode=0660,owner=root,group=0", error);
+  REQUIRE(o);
+  CHECK(o->path == "/s.sock");
+  CHECK(o->mode == 0660);
+  CHECK(o->owner == 0U);  // "root" looked up
+  CHECK(o->group == 0U);  // numeric
+
+  struct Case {
+    const char* spec;
+    const char* message_part;
+  };
+  const Case bad[] = {
+      {"relative.sock", "absolute"},
+      {"/s.sock,mode=0999", "octal"},
+      {"/s.sock,mode=01777", "at most 0777"},
+      {"/s.sock,mode=", "octal"},
+      {"/s.sock,owner=no-such-user-acmegw", "no such user"},
+      {"/s.sock,group=no-such-group-acmegw", "no such group"},
+      {"/s.sock,color=red", "unknown option"},
+      {"/s.sock,owner=", "unknown option"},
+  };
+  for (const auto& c : bad) {
+    CAPTURE(c.spec);
+    error.clear();
+    CHECK_FALSE(parse_token_socket_spec(c.spec, error));
+    CHECK(error.find(c.message_part) != std::string::npos);
+  }
+}
+
+TEST_CASE("TokenServer: owner and group are applied to the socket file", "[backends][tokens]") {
+  if (::geteuid() != 0) {
+    SUCCEED("chown to another user needs root");
+    return;
+  }
+  TempDir d;
+  TokenServerOptions opt;
+  opt.path = (d.path() / "tokens.sock").string();
+  opt.owner = 65534;  // nobody
+  opt.group = 65534;  // nogroup
+  opt.mode = 0660;
+  Running r{opt};
+  struct stat st{};
+  REQUIRE(::lstat(opt.path.c_str(), &st) == 0);
+  CHECK(st.st_uid == 65534U);
+  CHECK(st.st_gid == 65534U);
+  CHECK((st.st_mode & 07777) == 0660);
+}

@@ -104,7 +104,8 @@ TEST_CASE("flow table: the decision does not depend on where the stream is split
     std::string_view wire;
     Action final_action;
   };
-  for (const Case c : {Case{kChallenge, Action::Challenge}, Case{kProduction, Action::Production}}) {
+  for (const Case c :
+       {Case{kChallenge, Action::Challenge}, Case{kProduction, Action::Production}}) {
     for (std::size_t cut = 1; cut < c.wire.size(); ++cut) {
       CAPTURE(c.wire, cut);
       FlowTable t{Limits{}};
@@ -158,7 +159,8 @@ TEST_CASE("flow table: sequence numbers wrap around 2^32", "[flow]") {
   FlowTable t{Limits{}};
   const std::uint32_t isn = 0xfffffff0u;  // the wrap falls inside the first 20 bytes
   REQUIRE(offer(t, {.isn = isn, .wire = kChallenge, .to = 20}, 1).action == Action::Hold);
-  const Result r = offer(t, {.isn = isn, .wire = kChallenge, .from = 20, .to = kChallenge.size()}, 2);
+  const Result r =
+      offer(t, {.isn = isn, .wire = kChallenge, .from = 20, .to = kChallenge.size()}, 2);
   CHECK(r.action == Action::Challenge);
   CHECK(r.flow.first_seq == isn);
   CHECK(text(r.flow.stream) == kChallenge);
@@ -186,6 +188,21 @@ TEST_CASE("flow table: retransmissions, overlaps and gaps", "[flow]") {
     CHECK(r.cause == Cause::Stalled);
     CHECK(ids(r) == std::vector<std::uint32_t>{1, 2, 3});
     CHECK(t.size() == 0);
+  }
+  SECTION("with one held segment, the head's first retransmission may be a loss probe") {
+    const Result probe = offer(t, head, 2);
+    CHECK(probe.action == Action::Drop);
+    CHECK(t.size() == 1);
+    const Result rto = offer(t, head, 3);
+    CHECK(rto.action == Action::Production);
+    CHECK(rto.cause == Cause::Stalled);
+    CHECK(ids(rto) == std::vector<std::uint32_t>{1, 3});
+  }
+  SECTION("a loss probe does not stop the flow from completing") {
+    REQUIRE(offer(t, head, 2).action == Action::Drop);
+    const Result r = offer(t, {.wire = kChallenge, .from = 20, .to = kChallenge.size()}, 3);
+    CHECK(r.action == Action::Challenge);
+    CHECK(ids(r) == std::vector<std::uint32_t>{1, 3});
   }
   SECTION("a retransmission with FIN ends the flow to production") {
     Seg fin = head;
@@ -259,7 +276,9 @@ TEST_CASE("flow table: client FIN/RST and empty segments", "[flow]") {
   }
   SECTION("a completing segment with FIN is not taken over") {
     const Result r = offer(t,
-                           {.wire = kChallenge, .from = 20, .to = kChallenge.size(),
+                           {.wire = kChallenge,
+                            .from = 20,
+                            .to = kChallenge.size(),
                             .flags = tcpflag::kFin | tcpflag::kAck | tcpflag::kPsh},
                            2);
     CHECK(r.action == Action::Production);
@@ -267,8 +286,8 @@ TEST_CASE("flow table: client FIN/RST and empty segments", "[flow]") {
     CHECK(ids(r) == std::vector<std::uint32_t>{1, 2});
   }
   SECTION("an RST of an unknown flow is passed") {
-    const Result r = offer(
-        t, {.k = key(9), .wire = kChallenge, .from = 0, .to = 0, .flags = tcpflag::kRst}, 3);
+    const Result r =
+        offer(t, {.k = key(9), .wire = kChallenge, .from = 0, .to = 0, .flags = tcpflag::kRst}, 3);
     CHECK(r.action == Action::Production);
     CHECK(r.cause == Cause::ClientEnd);
     CHECK(ids(r) == std::vector<std::uint32_t>{3});
@@ -342,8 +361,9 @@ TEST_CASE("flow table: hold timeout, eviction and drain", "[flow][timeout]") {
   REQUIRE(offer(t, {.k = key(1), .wire = kChallenge, .to = 10}, 1, t0).action == Action::Hold);
   REQUIRE(offer(t, {.k = key(2), .wire = kChallenge, .to = 10}, 2, t0 + 500ms).action ==
           Action::Hold);
-  REQUIRE(offer(t, {.k = key(1), .wire = kChallenge, .from = 10, .to = 20}, 3, t0 + 1900ms)
-              .action == Action::Hold);
+  REQUIRE(
+      offer(t, {.k = key(1), .wire = kChallenge, .from = 10, .to = 20}, 3, t0 + 1900ms).action ==
+      Action::Hold);
 
   CHECK_FALSE(t.pop_expired(t0 + 1999ms));
   const auto first = t.pop_expired(t0 + 2000ms);  // the deadline runs from the first segment

@@ -1,5 +1,6 @@
-// Golden tests of the generated ruleset and of the install/remove plans (gateway/rules/ruleset.hpp).
-// Expected texts are written out in full: a changed rule must show up here as a diff.
+// Golden tests of the generated ruleset and of the install/remove plans
+// (gateway/rules/ruleset.hpp). Expected texts are written out in full: a changed rule must show up
+// here as a diff.
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -190,7 +191,7 @@ TEST_CASE("plan_install: existing jumps are kept, a chain no longer used is remo
   const auto lines = texts(plan_install(build_ruleset(cfg, Family::V4, kFake), "ACMEGW", current));
   REQUIRE(lines.size() == 12 + 4 + 5);
   CHECK(lines[0] == "*mangle");
-  CHECK(lines[1] == ":ACMEGW-PRE - [0:0]");  // flushes PRE, which drops its jump to HTTP
+  CHECK(lines[1] == ":ACMEGW-PRE - [0:0]");       // flushes PRE, which drops its jump to HTTP
   CHECK(lines[2].starts_with("-A ACMEGW-PRE "));  // no -I: the jump exists
   CHECK(lines[8].find("--dport 443") != std::string::npos);
   CHECK(lines[9] == "-F ACMEGW-HTTP");
@@ -244,8 +245,7 @@ TEST_CASE("plan_remove: deletes every jump (also duplicates), flushes, then dele
         std::vector<std::string>{"*mangle", "-F OTHER-PRE", "-X OTHER-PRE", "COMMIT"});
 }
 
-TEST_CASE("explain_restore_error: maps the failing input line to the modules it needs",
-          "[rules]") {
+TEST_CASE("explain_restore_error: maps the failing input line to the modules it needs", "[rules]") {
   const Config cfg = config({"192.0.2.1"});
   const auto plan = plan_install(build_ruleset(cfg, Family::V4, kFake), "ACMEGW", "");
   // Line 12 is the prefilter rule (header, 2 declarations, jump, 7 PRE rules, then HTTP).
@@ -255,13 +255,14 @@ TEST_CASE("explain_restore_error: maps the failing input line to the modules it 
       "directory): rule in chain ACMEGW-HTTP\n";
   const std::string why = explain_restore_error(plan, nft);
   CHECK(why.starts_with("rule `-A ACMEGW-HTTP -m mark --mark 0x0/0xf00000 -m bpf"));
-  CHECK(why.find("(input line 12) was rejected; it needs: xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF)")
-        != std::string::npos);
+  CHECK(
+      why.find("(input line 12) was rejected; it needs: xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF)") !=
+      std::string::npos);
   CHECK(explain_restore_error(plan, "Couldn't load match `bpf'\n\nError occurred at line: 12\n") ==
         why);
   CHECK(explain_restore_error(plan, "iptables-restore: line 12 failed\n") == why);
-  CHECK(explain_restore_error(plan, "Error occurred at line: 16\n").starts_with(
-      "the kernel rejected the table committed at input line 16"));
+  CHECK(explain_restore_error(plan, "Error occurred at line: 16\n")
+            .starts_with("the kernel rejected the table committed at input line 16"));
   CHECK(explain_restore_error(plan, "no line number here").empty());
   CHECK(explain_restore_error(plan, "line 999: out of range").empty());
   CHECK(explain_restore_error(plan, "line 0: nonsense").empty());
@@ -272,8 +273,7 @@ TEST_CASE("route_commands: exact ip argv per family", "[rules]") {
   cfg.routing = {77, 1234};
   const auto v4 = route_commands(cfg, Family::V4);
   CHECK(join_argv(v4.rule_add) == "ip -4 rule add pref 1234 fwmark 0x200000/0xf00000 lookup 77");
-  CHECK(join_argv(v4.rule_show) ==
-        "ip -4 rule show pref 1234 fwmark 0x200000/0xf00000 lookup 77");
+  CHECK(join_argv(v4.rule_show) == "ip -4 rule show pref 1234 fwmark 0x200000/0xf00000 lookup 77");
   CHECK(join_argv(v4.rule_del) == "ip -4 rule del pref 1234 fwmark 0x200000/0xf00000 lookup 77");
   CHECK(join_argv(v4.route_add) == "ip -4 route add local 0.0.0.0/0 dev lo table 77");
   CHECK(join_argv(v4.route_show) == "ip -4 route show table 77 type local exact 0.0.0.0/0 dev lo");

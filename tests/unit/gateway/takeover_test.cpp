@@ -56,11 +56,11 @@ TEST_CASE("build_rst: IPv4 bytes and checksums", "[takeover]") {
   REQUIRE(n == 40);
   CHECK(hex(std::span{out}.first(n)) ==
         std::string("4500002800004000") +  // v4 IHL 5 | tos | len 40 | id 0 | DF
-            "40064e4b" +                    // ttl 64 | tcp | header checksum
-            "c0000201c6336450" +            // 192.0.2.1 -> 198.51.100.80
-            "9c400050" +                    // 40000 -> 80
-            "0102030400000000" +            // seq | ack 0
-            "5004000022c50000");            // offset 5 | RST | window 0 | checksum | urg
+            "40064e4b" +                   // ttl 64 | tcp | header checksum
+            "c0000201c6336450" +           // 192.0.2.1 -> 198.51.100.80
+            "9c400050" +                   // 40000 -> 80
+            "0102030400000000" +           // seq | ack 0
+            "5004000022c50000");           // offset 5 | RST | window 0 | checksum | urg
   // The parser sees exactly the segment we meant.
   const auto p = packet::parse(std::span{out}.first(n));
   REQUIRE(p.view);
@@ -80,12 +80,12 @@ TEST_CASE("build_rst: IPv6 bytes and checksum", "[takeover]") {
   const auto n = takeover::build_rst(k, 0xfffffff0, out);
   REQUIRE(n == 60);
   CHECK(hex(std::span{out}.first(n)) ==
-        std::string("60000000") +                  // version 6, class 0, flow 0
-            "00140640" +                            // payload 20 | tcp | hop limit 64
-            "20010db8000000000000000000000001" +    // 2001:db8::1
-            "20010db8000100000000000000000080" +    // 2001:db8:1::80
-            "9c400050fffffff000000000" +            // ports | seq | ack
-            "50040000b76b0000");                     // offset | RST | window | checksum | urg
+        std::string("60000000") +                 // version 6, class 0, flow 0
+            "00140640" +                          // payload 20 | tcp | hop limit 64
+            "20010db8000000000000000000000001" +  // 2001:db8::1
+            "20010db8000100000000000000000080" +  // 2001:db8:1::80
+            "9c400050fffffff000000000" +          // ports | seq | ack
+            "50040000b76b0000");                  // offset | RST | window | checksum | urg
 }
 
 TEST_CASE("make_snapshot: addresses come from the conntrack reply tuple", "[takeover]") {
