@@ -29,6 +29,9 @@ struct Answer {
   Kind kind = Kind::NotFound;
   std::string body;      // KeyAuthorization: the body
   std::string location;  // Redirect: absolute URL
+  // NotFound only: relay the connection, from this request on, to production instead of
+  // answering 404 (no route for the Host, or the route's on-miss = production).
+  bool to_production = false;
 };
 
 class AnsweringBackend {

@@ -18,19 +18,34 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kRelayChunk = 16 * 1024;  // one read from production, written as is
 
+// What the client gets when the relay target cannot be reached (docs/backends.md "relay"): an
+// ACME server reports the status and the start of the body to the ACME client, so the operator
+// reads the cause in certbot's error instead of a bare "connection reset". The target's address
+// is not named: anyone can request a challenge path.
+constexpr std::string_view kRelayRefused =
+    "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: 47\r\n"
+    "Connection: close\r\n\r\nacmegw: the validation host refused or is down\n";
+constexpr std::string_view kRelayTimedOut =
+    "HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/plain\r\nContent-Length: 51\r\n"
+    "Connection: close\r\n\r\nacmegw: the validation host did not answer in time\n";
+
 // One taken-over connection. Every handler runs on the client socket's strand, which the
 // production socket and the timer share, so members need no locks. Handlers follow Beast's
 // order (STYLE §24): operation_aborted → expected end (eof) → if (ec) return fail().
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  // `backend` null: relay the whole connection to `production` from the first byte.
+  // `backend` null: relay the whole connection to `production` from the first byte, with the
+  // PROXY header and connect timeout of `relay` (non-null then); `warn` may be null.
   Session(tcp::socket client, const tcp::endpoint& production, AnsweringBackend* backend,
-          const SessionConfig& cfg, SessionStats& stats)
+          const RelaySpec* relay, RateLimitedWarning* warn, const SessionConfig& cfg,
+          SessionStats& stats)
       : client_(std::move(client)),
         prod_(client_.get_executor()),
         production_(production),
         timer_(client_.get_executor()),
         backend_(backend),
+        relay_(relay),
+        warn_(warn),
         cfg_(cfg),
         stats_(stats),
         in_(cfg.limits.max_http_head) {
@@ -54,6 +69,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void start() {
     touch();
+    request_start_ = std::chrono::steady_clock::now();
     arm_timer();
     if (backend_ == nullptr) {
       return start_relay();
@@ -62,7 +78,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
-  enum class Mode : std::uint8_t { Answering, Relaying, Done };
+  enum class Mode : std::uint8_t { Answering, Relaying, Replying, Done };
 
   // ---- Answering: one request head at a time; pipelined heads wait in in_.
 
@@ -83,6 +99,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec) {
       return fail();
+    }
+    if (in_len_ == 0) {  // a keep-alive request's first byte: its answer time starts now
+      request_start_ = std::chrono::steady_clock::now();
     }
     in_len_ += n;
     touch();
@@ -112,6 +131,9 @@ class Session : public std::enable_shared_from_this<Session> {
     const std::string_view head{reinterpret_cast<const char*>(in_.data()), *end};
     const RequestLine line = split_request_line(head);
     const Answer a = backend_->answer({line.method, c.token, c.host.view(), line.target});
+    if (a.to_production) {  // routes: no route for this Host, or on-miss = production
+      return start_relay();
+    }
     count(a.kind);
     format_response(a, line.method == "HEAD", out_);
     asio::async_write(
@@ -128,6 +150,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) {
       return fail();
     }
+    const auto now = std::chrono::steady_clock::now();
+    stats_.answer_latency.observe(now - request_start_);
+    request_start_ = now;  // a pipelined request waited for this one; a later one resets below
     std::memmove(in_.data(), in_.data() + consumed, in_len_ - consumed);
     in_len_ -= consumed;
     touch();
@@ -157,21 +182,47 @@ class Session : public std::enable_shared_from_this<Session> {
   void start_relay() {
     mode_ = Mode::Relaying;
     stats_.relayed.fetch_add(1, std::memory_order_relaxed);
+    connecting_ = true;
+    if (relay_ != nullptr) {
+      deadline_ = Clock::now() + relay_->connect_timeout;
+      arm_timer();  // the deadline moved earlier
+    }
     prod_.async_connect(production_, [self = shared_from_this()](boost::system::error_code ec) {
       self->on_prod_connected(ec);
     });
   }
 
   void on_prod_connected(boost::system::error_code ec) {
-    if (ec == asio::error::operation_aborted) {
+    // !connecting_: the timeout fired first (and answered the client) or the session ended.
+    if (ec == asio::error::operation_aborted || !connecting_ || mode_ == Mode::Done) {
       return;
     }
+    connecting_ = false;
     if (ec) {
       stats_.relay_connect_failed.fetch_add(1, std::memory_order_relaxed);
+      if (relay_ != nullptr) {
+        return relay_unreachable(kRelayRefused, "validation host " + endpoint_text() +
+                                                    " refused or unreachable: " + ec.message());
+      }
       return abort();
     }
     touch();
-    asio::async_write(prod_, asio::buffer(in_.data(), in_len_),
+    // The PROXY header goes first, in the same write as the held bytes: the target may read
+    // the request at once (v2 signature and v1 "PROXY " cannot start an HTTP request).
+    std::size_t proxy_len = 0;
+    if (relay_ != nullptr && relay_->proxy != ProxyProtocol::None) {
+      boost::system::error_code e1;
+      boost::system::error_code e2;
+      const auto peer = client_.remote_endpoint(e1);
+      const auto local = client_.local_endpoint(e2);
+      if (e1 || e2) {
+        return fail();  // the client is gone already
+      }
+      proxy_len = encode_proxy_header(relay_->proxy, peer, local, proxy_);
+    }
+    const std::array<asio::const_buffer, 2> bufs{asio::buffer(proxy_.data(), proxy_len),
+                                                 asio::buffer(in_.data(), in_len_)};
+    asio::async_write(prod_, bufs,
                       [self = shared_from_this()](boost::system::error_code e, std::size_t) {
                         if (e == asio::error::operation_aborted) {
                           return;
@@ -254,6 +305,47 @@ class Session : public std::enable_shared_from_this<Session> {
     arm_timer();  // the deadline moved earlier: the pending wait ends as operation_aborted
   }
 
+  // ---- The relay target is down: answer the client, then wait for its FIN.
+
+  void relay_unreachable(std::string_view response, const std::string& why) {
+    if (warn_ != nullptr) {
+      warn_->warn("relay: " + why);
+    }
+    mode_ = Mode::Replying;
+    prod_eof_ = true;  // nothing will come from the target: the client gets drain_timeout
+    touch();
+    arm_timer();
+    asio::async_write(client_, asio::buffer(response),
+                      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                        if (ec == asio::error::operation_aborted) {
+                          return;
+                        }
+                        if (ec) {
+                          return self->fail();
+                        }
+                        self->discard_until_eof();
+                      });
+  }
+
+  // "Connection: close" was sent; the client's FIN makes it a passive close (pitfall 6).
+  void discard_until_eof() {
+    client_.async_read_some(asio::buffer(in_),
+                            [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                              if (ec == asio::error::operation_aborted) {
+                                return;
+                              }
+                              if (ec == asio::error::eof) {
+                                return self->finish_passive();
+                              }
+                              if (ec) {
+                                return self->fail();
+                              }
+                              self->discard_until_eof();
+                            });
+  }
+
+  std::string endpoint_text() const { return to_string(RelaySpec{production_}); }
+
   // ---- Ends and the deadline.
 
   // The client sent FIN first: closing now is a passive close (LAST_ACK, no TIME_WAIT).
@@ -294,6 +386,15 @@ class Session : public std::enable_shared_from_this<Session> {
       if (ec == asio::error::operation_aborted || self->mode_ == Mode::Done) {
         return;
       }
+      if (Clock::now() >= self->deadline_ && self->connecting_ && self->relay_ != nullptr) {
+        self->connecting_ = false;
+        self->stats_.relay_connect_timeout.fetch_add(1, std::memory_order_relaxed);
+        boost::system::error_code ignored;
+        self->prod_.close(ignored);  // the pending connect ends as operation_aborted
+        return self->relay_unreachable(
+            kRelayTimedOut, "validation host " + self->endpoint_text() + " did not accept within " +
+                                std::to_string(self->relay_->connect_timeout.count()) + " ms");
+      }
       if (Clock::now() >= self->deadline_) {
         self->stats_.idle_aborted.fetch_add(1, std::memory_order_relaxed);
         return self->abort();
@@ -307,16 +408,22 @@ class Session : public std::enable_shared_from_this<Session> {
   tcp::endpoint production_;
   asio::steady_timer timer_;
   AnsweringBackend* backend_;  // null: relay only
+  const RelaySpec* relay_;     // the relay backend's options; null for an HTTP session
+  RateLimitedWarning* warn_;   // relay target down; may be null
   const SessionConfig& cfg_;
   SessionStats& stats_;
   std::vector<std::byte> in_;  // request heads; client -> production chunks when relaying
   std::size_t in_len_ = 0;
+  // When the request being served started (stats_.answer_latency).
+  std::chrono::steady_clock::time_point request_start_;
   std::string out_;  // the response being written
   std::array<std::byte, kRelayChunk> down_{};
+  ProxyHeaderBuffer proxy_{};
   Clock::time_point deadline_{};
   Mode mode_ = Mode::Answering;
   bool client_eof_ = false;
   bool prod_eof_ = false;
+  bool connecting_ = false;  // the relay's connect is pending (its timeout is the deadline)
 };
 
 }  // namespace
@@ -324,14 +431,16 @@ class Session : public std::enable_shared_from_this<Session> {
 void start_http_session(tcp::socket client, const tcp::endpoint& production,
                         AnsweringBackend& backend, const SessionConfig& cfg, SessionStats& stats) {
   const auto ex = client.get_executor();
-  auto s = std::make_shared<Session>(std::move(client), production, &backend, cfg, stats);
+  auto s = std::make_shared<Session>(std::move(client), production, &backend, nullptr, nullptr, cfg,
+                                     stats);
   asio::dispatch(ex, [s = std::move(s)] { s->start(); });
 }
 
-void start_relay_session(tcp::socket client, const tcp::endpoint& target, const SessionConfig& cfg,
-                         SessionStats& stats) {
+void start_relay_session(tcp::socket client, const RelaySpec& relay, const SessionConfig& cfg,
+                         SessionStats& stats, RateLimitedWarning* warn) {
   const auto ex = client.get_executor();
-  auto s = std::make_shared<Session>(std::move(client), target, nullptr, cfg, stats);
+  auto s =
+      std::make_shared<Session>(std::move(client), relay.target, nullptr, &relay, warn, cfg, stats);
   asio::dispatch(ex, [s = std::move(s)] { s->start(); });
 }
 

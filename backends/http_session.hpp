@@ -23,6 +23,8 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "backends/backend.hpp"
+#include "backends/latency.hpp"
+#include "backends/relay.hpp"
 #include "classifier/classify.hpp"
 
 namespace acmegw::backends {
@@ -42,11 +44,16 @@ struct SessionStats {
   std::atomic<std::uint64_t> answered_redirect{0};
   std::atomic<std::uint64_t> answered_unavailable{0};
   std::atomic<std::uint64_t> relayed{0};  // connections switched to production
+  // Refused or unreachable (the relay backend answers 502), did not accept in time (504).
   std::atomic<std::uint64_t> relay_connect_failed{0};
+  std::atomic<std::uint64_t> relay_connect_timeout{0};
   std::atomic<std::uint64_t> head_too_large{0};  // challenge head without end within bound
   std::atomic<std::uint64_t> client_closed{0};   // ended by the client's FIN
   std::atomic<std::uint64_t> idle_aborted{0};    // ended by the idle/drain deadline
   std::atomic<std::uint64_t> io_errors{0};       // ended by a socket error (e.g. client RST)
+  // Answered requests: from the request's first byte in the session (the takeover, for the
+  // first request) until its response was written to the socket.
+  LatencyHistogram answer_latency;
 };
 
 // Takes ownership of `client` (an established socket whose executor is a strand) and serves it
@@ -57,11 +64,15 @@ void start_http_session(boost::asio::ip::tcp::socket client,
                         const SessionConfig& cfg, SessionStats& stats);
 
 // The `relay HOST:PORT` backend (DESIGN.md §3): relays the whole taken-over connection, bytes
-// as received (the held request first), to `target` (e.g. certbot --standalone on a validation
-// host), with the same closing rules and deadline as an HTTP session.
-void start_relay_session(boost::asio::ip::tcp::socket client,
-                         const boost::asio::ip::tcp::endpoint& target, const SessionConfig& cfg,
-                         SessionStats& stats);
+// as received (the held request first), to `relay.target` (e.g. certbot --standalone on a
+// validation host), preceded by a PROXY protocol header if `relay.proxy` says so, with the same
+// closing rules and deadline as an HTTP session. A target that refuses or does not accept
+// within relay.connect_timeout gets the client a 502 / 504 with "Connection: close" and one
+// (rate-limited) warning to `warn` (may be null). `relay` and `warn` must outlive the socket's
+// io_context.
+void start_relay_session(boost::asio::ip::tcp::socket client, const RelaySpec& relay,
+                         const SessionConfig& cfg, SessionStats& stats,
+                         RateLimitedWarning* warn = nullptr);
 
 // ---- Pure helpers (tests/unit/backends/http_session_test.cpp).
 

@@ -39,7 +39,8 @@ struct TokenServerOptions {
 
 class TokenServer {
  public:
-  // `io` and `store` must outlive the server. Sessions run on `io`'s threads.
+  // Sessions run on `io`'s threads and may outlive the server: `store` must outlive them all
+  // (until io.run() has returned). TokensBackend below packages this correctly.
   TokenServer(boost::asio::io_context& io, TokenStore& store);
   ~TokenServer();  // stop()
   TokenServer(const TokenServer&) = delete;

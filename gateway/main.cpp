@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   acmegw::cli::add_classify_command(app);
   acmegw::cli::add_token_command(app);
   acmegw::cli::add_thumbprint_command(app);
+  acmegw::cli::add_check_config_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

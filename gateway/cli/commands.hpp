@@ -9,6 +9,7 @@ struct CommandExit {
   int code;
 };
 
+void add_check_config_command(CLI::App& app);
 void add_classify_command(CLI::App& app);
 void add_rules_command(CLI::App& app);
 void add_run_command(CLI::App& app);

@@ -5,16 +5,11 @@
 #include <string>
 
 #include "gateway/cli/commands.hpp"
-#include "gateway/config/options.hpp"
+#include "gateway/cli/startup.hpp"
 #include "gateway/rules/install.hpp"
-#include "gateway/sys/checks.hpp"
 
 namespace acmegw::cli {
 namespace {
-
-// Exit statuses beyond 0/1: a configuration error is the operator's to fix, not a system failure.
-constexpr int kExitFailure = 1;
-constexpr int kExitConfig = 2;
 
 enum class Action : std::uint8_t { Install, Remove, Print };
 
@@ -23,48 +18,28 @@ struct RulesOptions {
   bool counters = false;
 };
 
-gateway::Config load(const RulesOptions& opts, bool need_endpoints) {
-  try {
-    return gateway::finish_config(opts.config, need_endpoints);
-  } catch (const gateway::ConfigException& e) {
-    for (const auto& err : e.errors()) {
-      std::cerr << "acmegw: config: " << err.to_string() << '\n';
-    }
-    throw CommandExit{kExitConfig};
-  }
-}
-
-void check(const sys::CheckNeeds& needs) {
-  const auto problems = sys::startup_checks(needs);
-  for (const auto& p : problems) {
-    std::cerr << "acmegw: " << p << '\n';
-  }
-  if (!problems.empty()) {
-    throw CommandExit{kExitFailure};
-  }
-}
-
 void execute(Action action, const RulesOptions& opts) {
   // remove and the counters need only the names, marks and routing of what is installed.
   const bool need_endpoints =
       action == Action::Install || (action == Action::Print && !opts.counters);
-  const gateway::Config cfg = load(opts, need_endpoints);
+  const gateway::Config cfg = load_config(opts.config, need_endpoints);
   try {
     switch (action) {
       case Action::Install:
-        check(rules::install_needs(cfg));
+        require_ready(rules::install_needs(cfg));
         rules::install_rules(cfg);
         std::cout << "acmegw: rules installed (chains " << cfg.chain_prefix << "-*, ip rule pref "
                   << cfg.routing.priority << ", table " << cfg.routing.table << ")\n";
         break;
       case Action::Remove:
-        check(sys::CheckNeeds{false, false, false});  // privileges only; missing tools = nothing
+        // Privileges only: with tools missing there is nothing installed to remove.
+        require_ready(sys::CheckNeeds{false, false, false});
         rules::remove_rules(cfg);
         std::cout << "acmegw: rules removed\n";
         break;
       case Action::Print:
         if (opts.counters) {
-          check(sys::CheckNeeds{false, false, false});
+          require_ready(sys::CheckNeeds{false, false, false});
         }
         std::cout << rules::print_rules(cfg, opts.counters);
         break;

@@ -2,7 +2,6 @@
 // remove the rules (unless --keep-rules) and pass everything still held to production.
 #include <csignal>
 #include <cstring>
-#include <iostream>
 #include <memory>
 #include <stdexcept>
 
@@ -10,7 +9,10 @@
 #include <spdlog/spdlog.h>
 
 #include "gateway/cli/commands.hpp"
-#include "gateway/config/options.hpp"
+#include "gateway/cli/reload.hpp"
+#include "gateway/cli/startup.hpp"
+#include "gateway/metrics/prometheus.hpp"
+#include "gateway/metrics/server.hpp"
 #include "gateway/nfq/engine.hpp"
 #include "gateway/nfq/log.hpp"
 #include "gateway/rules/install.hpp"
@@ -20,10 +22,6 @@
 
 namespace acmegw::cli {
 namespace {
-
-// Same exit statuses as `acmegw rules`: 2 = configuration error, 1 = the system is not ready.
-constexpr int kExitFailure = 1;
-constexpr int kExitConfig = 2;
 
 spdlog::level::level_enum to_spdlog(gateway::LogLevel l) noexcept {
   switch (l) {
@@ -76,25 +74,24 @@ struct RunOptions {
   unsigned stats_interval_s = 0;
 };
 
-gateway::Config load(const RunOptions& opts) {
-  try {
-    return gateway::finish_config(opts.config);
-  } catch (const gateway::ConfigException& e) {
-    for (const auto& err : e.errors()) {
-      std::cerr << "acmegw: config: " << err.to_string() << '\n';
-    }
-    throw CommandExit{kExitConfig};
+// The Prometheus exposition of everything run counts (docs/operations.md "Metrics").
+std::string scrape(const nfq::Engine& engine, const takeover::RepairTakeover* tko) {
+  std::vector<metrics::Family> families;
+  metrics::add_build_info(families, ACMEGW_VERSION);
+  metrics::add_engine(families, engine.counters());
+  if (tko != nullptr) {
+    metrics::add_takeover(families, tko->counters());
+    metrics::add_latency(families, "acmegw_challenge_answer_seconds",
+                         "time from a challenge request's first byte in the session (the "
+                         "takeover) until its answer was written",
+                         tko->answer_latency());
   }
+  return metrics::render(families);
 }
 
 int run(const RunOptions& opts) {
-  const gateway::Config cfg = load(opts);
-  if (const auto problems = sys::startup_checks(rules::install_needs(cfg)); !problems.empty()) {
-    for (const auto& p : problems) {
-      std::cerr << "acmegw: " << p << '\n';
-    }
-    return kExitFailure;
-  }
+  const gateway::Config cfg = load_config(opts.config);
+  require_ready(rules::install_needs(cfg));
   setup_logging(cfg.log_level);
   const auto log = nfq::logger("nfq");
   log->info("run: acmegw {} starting, effective configuration:\n{}", ACMEGW_VERSION,
@@ -108,13 +105,20 @@ int run(const RunOptions& opts) {
   // Without --backend, challenge flows go to production (counter challenge_passed_no_backend).
   // Declared before the engine, so the engine's workers stop before the takeover goes away.
   const std::unique_ptr<takeover::RepairTakeover> tko =
-      cfg.backend ? takeover::make_takeover(cfg) : nullptr;
+      cfg.backend || !cfg.routes.empty() ? takeover::make_takeover(cfg) : nullptr;
   takeover::Takeover* const takeover = tko.get();
 
   // Bind the queues before the rules exist: the queue rule then never sees a missing listener
   // (which --queue-bypass would turn into a silent pass).
   nfq::Engine engine(cfg, takeover);
   engine.start();
+  // Declared after the engine and the takeover: stops scraping them before they go away.
+  std::unique_ptr<metrics::Server> metrics_server;
+  if (cfg.metrics_listen) {
+    metrics_server = std::make_unique<metrics::Server>(
+        *cfg.metrics_listen, [&engine, t = tko.get()] { return scrape(engine, t); });
+    log->info("run: metrics on http://{}/metrics", gateway::to_string(*cfg.metrics_listen));
+  }
   log->info("run: {} queue(s) {}..{} bound, prefilter {}", cfg.queue.count, cfg.queue.first,
             cfg.queue.first + cfg.queue.count - 1, cfg.prefilter ? "on" : "off");
   const auto rules_log = nfq::logger("rules");
@@ -143,7 +147,8 @@ int run(const RunOptions& opts) {
       break;
     }
     if (s.value == SIGHUP) {
-      log->warn("run: SIGHUP: reloading is not supported yet; ignored");
+      log->info("run: SIGHUP: reloading routes, backends and challenge sources");
+      (void)reload(opts.config, cfg, tko.get());
       continue;
     }
     if (s.value == SIGUSR1 || opts.stats_interval_s > 0) {

@@ -10,6 +10,8 @@
 
 #include <arpa/inet.h>
 
+#include "backends/routes.hpp"
+
 namespace acmegw::gateway {
 namespace {
 
@@ -373,9 +375,12 @@ std::optional<BackendSpec> parse_backend(std::string_view text, std::string& err
       }
       break;
     case BackendKind::Relay: {
-      const auto colon = value.rfind(':');
+      // HOST:PORT[,proxy=v1|v2][,connect-timeout=MS]: the options are checked by
+      // backends::parse_relay_spec when the backend is built.
+      const std::string_view target = value.substr(0, value.find(','));
+      const auto colon = target.rfind(':');
       if (colon == std::string_view::npos || colon == 0 ||
-          !parse_port(value.substr(colon + 1), error)) {
+          !parse_port(target.substr(colon + 1), error)) {
         error = "relay needs HOST:PORT: " + quoted(value);
         return std::nullopt;
       }
@@ -389,6 +394,56 @@ std::optional<BackendSpec> parse_backend(std::string_view text, std::string& err
       break;
   }
   return BackendSpec{*kind, std::string{value}};
+}
+
+std::optional<Policy> parse_policy(std::string_view text, std::string& error) {
+  for (const Policy p : {Policy::Pass, Policy::RedirectHttps, Policy::Reject, Policy::Drop}) {
+    if (to_string(p) == text) {
+      return p;
+    }
+  }
+  error = "unknown policy " + quoted(text) + " (pass, redirect-https, reject, drop)";
+  return std::nullopt;
+}
+
+std::optional<OnMiss> parse_on_miss(std::string_view text, std::string& error) {
+  for (const OnMiss m : {OnMiss::NotFound, OnMiss::Production}) {
+    if (to_string(m) == text) {
+      return m;
+    }
+  }
+  error = "unknown on-miss " + quoted(text) + " (404, production)";
+  return std::nullopt;
+}
+
+std::optional<Cidr> parse_cidr(std::string_view text, std::string& error) {
+  Endpoint ep;  // parse_prefix fills the address part only
+  if (!parse_prefix(text, ep, error)) {
+    error = "bad address prefix " + quoted(text) + ": " + error;
+    return std::nullopt;
+  }
+  return Cidr{ep.addr, ep.prefix_len};
+}
+
+bool Cidr::contains(const packet::Address& a) const noexcept {
+  if (a.family != addr.family) {
+    return false;
+  }
+  for (std::size_t i = 0; i * 8 < prefix_len; ++i) {
+    const int bits = std::min(8, static_cast<int>(prefix_len) - static_cast<int>(i * 8));
+    const auto mask = static_cast<std::uint8_t>(0xff00u >> bits);
+    if ((a.bytes[i] & mask) != addr.bytes[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool ChallengeSources::admits(const packet::Address& src) const noexcept {
+  const auto in = [&](const std::vector<Cidr>& list) {
+    return std::any_of(list.begin(), list.end(), [&](const Cidr& c) { return c.contains(src); });
+  };
+  return !in(deny) && (allow.empty() || in(allow));
 }
 
 std::vector<ConfigError> validate(const Config& cfg, bool need_endpoints) {
@@ -495,6 +550,47 @@ std::vector<ConfigError> validate(const Config& cfg, bool need_endpoints) {
     fail("hold.max_total_bytes", "must hold at least one full flow (" + std::to_string(one_flow) +
                                      " bytes, the larger classifier limit)");
   }
+
+  if (cfg.policy != Policy::Pass) {
+    // TODO(w2a): issue 6 — the engine does not act on the policy yet; refusing it beats
+    // silently passing what the operator asked to redirect, reject or drop.
+    fail("policy", "policy " + quoted(to_string(cfg.policy)) +
+                       " is not implemented in this build yet (only \"pass\")");
+  }
+  if (cfg.policy != Policy::Pass && cfg.prefilter) {
+    // The prefilter passes non-challenge first segments in the kernel: acmegw would never see
+    // the flows the policy is about.
+    fail("policy", "policy " + quoted(to_string(cfg.policy)) +
+                       " needs prefilter = false (--no-prefilter): the prefilter passes "
+                       "non-challenge flows in the kernel");
+  }
+
+  // Routes: the same RouteTable the takeover builds, so what passes here cannot fail there.
+  backends::RouteTable table;
+  if (cfg.backend) {
+    (void)table.add("*", 0);
+  }
+  for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
+    const RouteConfig& r = cfg.routes[i];
+    const std::string key = "route[" + std::to_string(i + 1) + "].hosts";
+    const auto route_fail = [&](std::string message) {
+      errors.push_back(ConfigError{r.where, key, std::move(message)});
+    };
+    if (r.hosts.empty()) {
+      if (table.add("*", i + 1)) {
+        route_fail(cfg.backend ? "a second default route (no hosts) besides backend/--backend"
+                               : "a second default route (no hosts)");
+      }
+      continue;
+    }
+    for (const auto& h : r.hosts) {
+      if (h == "*") {
+        route_fail("write the default route without hosts, not \"*\"");
+      } else if (const auto e = table.add(h, i + 1)) {
+        route_fail(e->starts_with("route: ") ? e->substr(7) : *e);
+      }
+    }
+  }
   return errors;
 }
 
@@ -566,6 +662,38 @@ std::string_view to_string(BackendKind k) noexcept {
   std::abort();  // corrupt enum (STYLE §15)
 }
 
+std::string_view to_string(Policy p) noexcept {
+  switch (p) {
+    case Policy::Pass:
+      return "pass";
+    case Policy::RedirectHttps:
+      return "redirect-https";
+    case Policy::Reject:
+      return "reject";
+    case Policy::Drop:
+      return "drop";
+  }
+  std::abort();  // corrupt enum (STYLE §15)
+}
+
+std::string_view to_string(OnMiss m) noexcept {
+  switch (m) {
+    case OnMiss::NotFound:
+      return "404";
+    case OnMiss::Production:
+      return "production";
+  }
+  std::abort();  // corrupt enum (STYLE §15)
+}
+
+std::string to_string(const Cidr& c) {
+  return to_string(c.addr) + '/' + std::to_string(c.prefix_len);
+}
+
+std::string to_string(const BackendSpec& b) {
+  return std::string{to_string(b.kind)} + '=' + b.value;
+}
+
 std::string describe(const Config& cfg) {
   std::string out = "protect:";
   for (const auto& e : cfg.protect) {
@@ -590,9 +718,26 @@ std::string describe(const Config& cfg) {
          " max_client_hello=" + std::to_string(cfg.limits.max_client_hello);
   out += "\nlog_level: " + std::string{to_string(cfg.log_level)};
   out += "\nmetrics: " + (cfg.metrics_listen ? to_string(*cfg.metrics_listen) : "off");
-  out += "\nbackend: " + (cfg.backend
-                              ? std::string{to_string(cfg.backend->kind)} + '=' + cfg.backend->value
-                              : std::string{"none"});
+  out += "\nbackend: " + (cfg.backend ? to_string(*cfg.backend) : std::string{"none"});
+  for (const auto& r : cfg.routes) {
+    out += "\nroute:";
+    for (const auto& h : r.hosts) {
+      out += ' ' + h;
+    }
+    out += (r.hosts.empty() ? " (default) -> " : " -> ") + to_string(r.backend) +
+           " on-miss=" + std::string{to_string(r.on_miss)};
+  }
+  out += "\npolicy: " + std::string{to_string(cfg.policy)};
+  out += "\nchallenge sources: allow";
+  for (const auto& c : cfg.challenge.allow) {
+    out += ' ' + to_string(c);
+  }
+  out += cfg.challenge.allow.empty() ? " all" : "";
+  out += ", deny";
+  for (const auto& c : cfg.challenge.deny) {
+    out += ' ' + to_string(c);
+  }
+  out += cfg.challenge.deny.empty() ? " none" : "";
   return out;
 }
 

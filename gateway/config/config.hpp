@@ -79,6 +79,47 @@ struct BackendSpec {
   friend bool operator==(const BackendSpec&, const BackendSpec&) = default;
 };
 
+// What a route does for a well-formed token its backend does not know (docs/configuration.md).
+enum class OnMiss : std::uint8_t {
+  NotFound,    // answer 404 (default)
+  Production,  // relay the connection, from that request on, to production
+};
+
+// One `[[route]]` table: challenges whose Host matches one of `hosts` go to `backend`.
+struct RouteConfig {
+  std::vector<std::string> hosts;  // "name", "*.suffix"; empty = the default route
+  BackendSpec backend;
+  OnMiss on_miss = OnMiss::NotFound;
+  std::string where;  // "FILE:LINE" of the [[route]] header, for errors
+  friend bool operator==(const RouteConfig&, const RouteConfig&) = default;
+};
+
+// What happens to a flow whose first request was classified as not a challenge.
+enum class Policy : std::uint8_t {
+  Pass,           // production, untouched, in the kernel fast path (default)
+  RedirectHttps,  // taken over and answered 301 to https://HOST/PATH
+  Reject,         // taken over and reset
+  Drop,           // dropped
+};
+
+// An address prefix (challenge.allow / challenge.deny).
+struct Cidr {
+  packet::Address addr;          // network address; host bits are zero
+  std::uint8_t prefix_len = 32;  // 32 (v4) / 128 (v6) = one host
+  // True when `a` lies inside this prefix (families differ: false).
+  [[nodiscard]] bool contains(const packet::Address& a) const noexcept;
+  friend bool operator==(const Cidr&, const Cidr&) = default;
+};
+
+// Which sources may have their challenges taken over (default: everyone; ACME CAs do not
+// publish their addresses). deny wins over allow; an empty allow list allows all.
+struct ChallengeSources {
+  std::vector<Cidr> allow;
+  std::vector<Cidr> deny;
+  [[nodiscard]] bool admits(const packet::Address& src) const noexcept;
+  friend bool operator==(const ChallengeSources&, const ChallengeSources&) = default;
+};
+
 struct Config {
   std::vector<Endpoint> protect;  // at least one
   QueueConfig queue;
@@ -91,7 +132,10 @@ struct Config {
   bool keep_rules = false;  // `run`: leave the rules installed on exit
   LogLevel log_level = LogLevel::Info;
   std::optional<ListenAddress> metrics_listen;  // nullopt = no metrics endpoint
-  std::optional<BackendSpec> backend;           // `run` needs one; `rules` ignores it
+  std::optional<BackendSpec> backend;           // the default route (`--backend`)
+  std::vector<RouteConfig> routes;              // `[[route]]` tables, in file order
+  Policy policy = Policy::Pass;                 // non-challenge flows
+  ChallengeSources challenge;                   // source allow/deny for challenge flows
 
   // Where each set key came from, for error messages: TOML key path ("marks.pass") ->
   // "FILE:LINE" or "--flag". Filled by the loaders; keys absent here are defaults.
@@ -151,6 +195,12 @@ class ConfigException : public std::runtime_error {
 [[nodiscard]] std::optional<ListenAddress> parse_listen(std::string_view text, std::string& error);
 // "KIND=VALUE" with KIND one of thumbprint, tokens, webroot, relay, redirect.
 [[nodiscard]] std::optional<BackendSpec> parse_backend(std::string_view text, std::string& error);
+// "pass" | "redirect-https" | "reject" | "drop".
+[[nodiscard]] std::optional<Policy> parse_policy(std::string_view text, std::string& error);
+// "404" | "production".
+[[nodiscard]] std::optional<OnMiss> parse_on_miss(std::string_view text, std::string& error);
+// "ADDR" or "ADDR/PREFIX" (v4 or v6, host bits zero).
+[[nodiscard]] std::optional<Cidr> parse_cidr(std::string_view text, std::string& error);
 
 // Canonical text forms (inverse of the parsers; used in logs and the effective-config dump).
 [[nodiscard]] std::string to_string(const packet::Address& a);
@@ -158,6 +208,10 @@ class ConfigException : public std::runtime_error {
 [[nodiscard]] std::string to_string(const ListenAddress& l);
 [[nodiscard]] std::string_view to_string(LogLevel l) noexcept;
 [[nodiscard]] std::string_view to_string(BackendKind k) noexcept;
+[[nodiscard]] std::string_view to_string(Policy p) noexcept;
+[[nodiscard]] std::string_view to_string(OnMiss m) noexcept;
+[[nodiscard]] std::string to_string(const Cidr& c);
+[[nodiscard]] std::string to_string(const BackendSpec& b);
 // Multi-line human-readable summary of the effective configuration (logged once at info).
 [[nodiscard]] std::string describe(const Config& cfg);
 

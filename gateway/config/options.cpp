@@ -23,7 +23,7 @@ constexpr std::string_view kEndpointHelp =
     "Protected production endpoint: ADDR, ADDR/PREFIX, ADDR:PORT, [V6]:PORT, [V6/PREFIX]:PORT; "
     "port 80 by default; tls://ADDR (or port 443) inspects TLS ClientHellos. Repeatable";
 
-const std::array<OptionSpec, 22> kSpecs = {{
+const std::array<OptionSpec, 25> kSpecs = {{
     {"protect", "--protect", "ADDR", OptionKind::TextList, "", kEndpointHelp,
      [](Config& c, std::string_view v, std::string& e) {
        const auto ep = parse_endpoint(v, e);
@@ -147,8 +147,8 @@ const std::array<OptionSpec, 22> kSpecs = {{
        return l.has_value();
      }},
     {"backend", "--backend", "KIND=VALUE", OptionKind::Text, "",
-     "Challenge backend: thumbprint=THUMB, tokens=SOCKET, webroot=DIR, relay=HOST:PORT, "
-     "redirect=URL",
+     "Challenge backend: thumbprint=THUMB, tokens=SOCKET, webroot=DIR, "
+     "relay=ADDR:PORT[,proxy=v1|v2], redirect=URL",
      [](Config& c, std::string_view v, std::string& e) {
        const auto b = parse_backend(v, e);
        if (b) {
@@ -156,7 +156,44 @@ const std::array<OptionSpec, 22> kSpecs = {{
        }
        return b.has_value();
      }},
+    {"policy", "--policy", "POLICY", OptionKind::Text, "",
+     "Non-challenge flows: pass, redirect-https, reject or drop (default pass; others need "
+     "--no-prefilter)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.policy, parse_policy(v, e));
+     }},
+    {"challenge.allow", "--challenge-allow", "CIDR", OptionKind::TextList, "",
+     "Take over challenges only from these sources (default: all). Repeatable",
+     [](Config& c, std::string_view v, std::string& e) {
+       const auto p = parse_cidr(v, e);
+       if (p) {
+         c.challenge.allow.push_back(*p);
+       }
+       return p.has_value();
+     }},
+    {"challenge.deny", "--challenge-deny", "CIDR", OptionKind::TextList, "",
+     "Challenges from these sources go to production (wins over allow). Repeatable",
+     [](Config& c, std::string_view v, std::string& e) {
+       const auto p = parse_cidr(v, e);
+       if (p) {
+         c.challenge.deny.push_back(*p);
+       }
+       return p.has_value();
+     }},
 }};
+
+// Empties the list behind a TextList key, so the command line's list replaces the file's.
+void clear_list(Config& c, std::string_view key) {
+  if (key == "protect") {
+    c.protect.clear();
+  } else if (key == "challenge.allow") {
+    c.challenge.allow.clear();
+  } else if (key == "challenge.deny") {
+    c.challenge.deny.clear();
+  } else {
+    std::abort();  // a TextList option without a list here is a bug (STYLE §15)
+  }
+}
 
 const OptionSpec* find_by_key(std::string_view key) {
   const auto it =
@@ -201,6 +238,10 @@ class TomlReader {
   void read_table(const toml::value& table, const std::string& prefix) {
     for (const auto& [name, value] : table.as_table()) {
       const std::string key = prefix.empty() ? name : prefix + '.' + name;
+      if (key == "route") {
+        read_routes(value);
+        continue;
+      }
       if (value.is_table()) {
         if (is_section(key)) {
           read_table(value, key);
@@ -247,6 +288,68 @@ class TomlReader {
       }
     }
     cfg_.origins[key] = where(value);
+  }
+
+  // `[[route]]`: an array of tables with hosts, backend, on-miss (docs/configuration.md).
+  void read_routes(const toml::value& value) {
+    if (!value.is_array()) {
+      fail(value, "route", "expected [[route]] tables");
+      return;
+    }
+    for (const auto& t : value.as_array()) {
+      const std::string key = "route[" + std::to_string(cfg_.routes.size() + 1) + "]";
+      if (!t.is_table()) {
+        fail(t, "route", "expected [[route]] tables");
+        continue;
+      }
+      RouteConfig r;
+      r.where = where(t);
+      bool has_backend = false;
+      for (const auto& [name, v] : t.as_table()) {
+        const std::string k = key + '.' + name;
+        std::string error;
+        if (name == "hosts") {
+          if (!v.is_array()) {
+            fail(v, k, "expected an array of strings");
+            continue;
+          }
+          for (const auto& h : v.as_array()) {
+            if (!h.is_string()) {
+              fail(h, k, "expected an array of strings");
+              break;
+            }
+            r.hosts.push_back(h.as_string().str);
+          }
+          if (r.hosts.empty()) {
+            fail(v, k, "empty list: leave hosts out for the default route");
+          }
+        } else if (name == "backend") {
+          has_backend = true;
+          if (!v.is_string()) {
+            fail(v, k, "expected a string KIND=VALUE");
+          } else if (const auto b = parse_backend(v.as_string().str, error)) {
+            r.backend = *b;
+          } else {
+            fail(v, k, error);
+          }
+        } else if (name == "on-miss") {
+          if (!v.is_string()) {
+            fail(v, k, "expected \"404\" or \"production\"");
+          } else if (const auto m = parse_on_miss(v.as_string().str, error)) {
+            r.on_miss = *m;
+          } else {
+            fail(v, k, error);
+          }
+        } else {
+          fail(v, k, "unknown key (hosts, backend, on-miss)");
+        }
+      }
+      if (!has_backend) {
+        fail(t, key + ".backend", "missing: every route needs backend = \"KIND=VALUE\"");
+      }
+      cfg_.routes.push_back(std::move(r));
+    }
+    cfg_.origins["route"] = where(value);
   }
 
   static std::string where(const toml::value& v) {
@@ -344,7 +447,7 @@ Config build_config(std::istream* toml_in, const std::string& file,
       continue;
     }
     if (spec->kind == OptionKind::TextList && replaced_lists.insert(spec->key).second) {
-      cfg.protect.clear();  // the command line list replaces the file's (protect: the only list)
+      clear_list(cfg, spec->key);
     }
     std::string error;
     if (!spec->apply(cfg, value, error)) {
@@ -356,8 +459,9 @@ Config build_config(std::istream* toml_in, const std::string& file,
 
   // Semantic checks of keys whose value did not even parse would only repeat the parse error
   // (e.g. "no protected endpoint" after a bad --protect).
+  const auto parse_errors_end = static_cast<std::ptrdiff_t>(errors.size());
   for (ConfigError& e : syntax_error ? std::vector<ConfigError>{} : validate(cfg, need_endpoints)) {
-    const bool unparsed = std::any_of(errors.begin(), errors.end(),
+    const bool unparsed = std::any_of(errors.begin(), errors.begin() + parse_errors_end,
                                       [&](const ConfigError& p) { return p.key == e.key; });
     if (!unparsed) {
       errors.push_back(std::move(e));

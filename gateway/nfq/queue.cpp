@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <random>
 #include <stdexcept>
 #include <string>
 
@@ -83,6 +84,7 @@ Queue::Queue(std::uint16_t num, const gateway::Config& cfg, takeover::Takeover* 
       rx_(kRxBytes),
       verdicts_(sock_, num, stats_),
       flows_(flow_limits(cfg)),
+      recent_(std::random_device{}()),
       log_(logger("nfq")),
       flow_log_(logger("flow")),
       tko_log_(logger("takeover")) {
@@ -288,6 +290,15 @@ void Queue::on_packet(const nlmsghdr* nlh) noexcept {
     return;  // pending: PASS
   }
   const packet::PacketView& pkt = *parsed.view;
+  // A segment queued before its flow's verdict (connmark still 0 then) gets that verdict again,
+  // not a second decision as if a new flow started mid-stream (flow/recent.hpp).
+  if (const auto d = recent_.lookup(pkt.key, pkt.seq, now_)) {
+    stats_.recently_decided.inc();
+    verdicts_.put(q->id, NF_REPEAT,
+                  with_mark(q->mark, *d == flow::Decided::Taken ? m.taken : m.pass, m.mask));
+    pending.done();
+    return;
+  }
   const flow::Result r = flows_.on_segment(pkt, q->id, q->mark, protocol_of(pkt.key), now_);
   pending.done();  // the table now owns the verdict (Hold) or returned it in r.packets
   apply(r, q->id);
@@ -337,10 +348,16 @@ void Queue::apply(const flow::Result& r, std::uint32_t offered_id) noexcept {
   }
 }
 
-void Queue::release(const flow::Result& r, std::uint32_t value, flow::Cause cause) noexcept {
+void Queue::repeat_all(const flow::Result& r, std::uint32_t value) noexcept {
   for (const flow::HeldPacket& p : r.packets) {
     verdicts_.put(p.id, NF_REPEAT, with_mark(p.mark, value, cfg_.marks.mask));
   }
+  recent_.record(r.flow.key, r.flow.first_seq,
+                 value == cfg_.marks.taken ? flow::Decided::Taken : flow::Decided::Pass, now_);
+}
+
+void Queue::release(const flow::Result& r, std::uint32_t value, flow::Cause cause) noexcept {
+  repeat_all(r, value);
   if (value != cfg_.marks.pass) {
     return;
   }
@@ -390,6 +407,15 @@ void Queue::take(const flow::Result& r) noexcept {
                    classifier::to_string(r.classification.challenge),
                    r.classification.token.size() <= 128 ? r.classification.token : "(long)");
     release(r, cfg_.marks.taken);
+    return;
+  }
+  if (t.failed_step == takeover::TakeoverStep::Conntrack && t.err == EALREADY) {
+    // Decided already (see RepairTakeover::take): repeat that verdict; PASS would overwrite a
+    // TAKEN connmark and hand production's replies back to the client.
+    stats_.already_decided.inc();
+    tko_log_->debug("takeover: {} refused: its connmark already holds verdict mark {:#x}",
+                    describe_key(r.flow.key), t.decided_mark);
+    repeat_all(r, t.decided_mark);
     return;
   }
   stats_.takeovers_failed.inc();

@@ -13,6 +13,7 @@
 
 #include "gateway/config/config.hpp"
 #include "gateway/flow/flow_table.hpp"
+#include "gateway/flow/recent.hpp"
 #include "gateway/nfq/stats.hpp"
 #include "gateway/nfq/verdict.hpp"
 #include "gateway/sys/conntrack.hpp"
@@ -52,8 +53,11 @@ class Queue {
   void handle_datagram(std::span<const std::byte> data) noexcept;
   void on_packet(const nlmsghdr* nlh) noexcept;
   void apply(const flow::Result& r, std::uint32_t offered_id) noexcept;
-  // Verdicts r.packets with NF_REPEAT and `value` under the mask; for PASS, counts the flow as
-  // production by `cause` (r.cause unless overridden).
+  // Verdicts r.packets with NF_REPEAT and `value` (PASS or TAKEN) under the mask and remembers
+  // the decision in recent_, counting nothing.
+  void repeat_all(const flow::Result& r, std::uint32_t value) noexcept;
+  // repeat_all(); for PASS, also counts the flow as production by `cause` (r.cause unless
+  // overridden).
   void release(const flow::Result& r, std::uint32_t value, flow::Cause cause) noexcept;
   void release(const flow::Result& r, std::uint32_t value) noexcept { release(r, value, r.cause); }
   void take(const flow::Result& r) noexcept;
@@ -69,6 +73,8 @@ class Queue {
   std::vector<std::byte> rx_;                  // one receive buffer, allocated once
   VerdictBatch verdicts_;
   flow::FlowTable flows_;
+  // Flows this worker decided within the last second (segments queued before their verdict).
+  flow::RecentDecisions recent_;
   std::shared_ptr<spdlog::logger> log_;       // "nfq"
   std::shared_ptr<spdlog::logger> flow_log_;  // "flow"
   std::shared_ptr<spdlog::logger> tko_log_;   // "takeover"

@@ -22,6 +22,8 @@ namespace acmegw::nfq {
   X(undecodable, "netlink messages without a packet id (nothing to verdict)")                  \
   X(parse_errors, "packets that are not IPv4/IPv6+TCP as expected (passed)")                   \
   X(requeued_marked, "packets already carrying PASS/TAKEN seen again (loop guard; accepted)")  \
+  X(recently_decided, "segments queued before their flow's verdict: that verdict repeated")    \
+  X(already_decided, "challenges whose connmark already held a verdict (takeover refused)")    \
   X(flows_production, "flows decided for production")                                          \
   X(flows_challenge, "flows classified as a challenge")                                        \
   X(flows_held, "flows that entered the hold table")                                           \

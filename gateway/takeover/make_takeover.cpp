@@ -1,12 +1,12 @@
 #include "gateway/takeover/make_takeover.hpp"
 
-#include <charconv>
 #include <cstring>
-#include <optional>
 #include <stdexcept>
 #include <string>
 
 #include "backends/redirect.hpp"
+#include "backends/routing.hpp"
+#include "backends/relay.hpp"
 #include "backends/thumbprint.hpp"
 #include "backends/tokens_server.hpp"
 #include "backends/webroot.hpp"
@@ -17,64 +17,110 @@ namespace acmegw::takeover {
 
 namespace {
 
-// "ADDR:PORT" / "[V6]:PORT" with a numeric address; nullopt when it is not one.
-std::optional<boost::asio::ip::tcp::endpoint> parse_relay(std::string_view v) {
-  const auto colon = v.rfind(':');
-  if (colon == std::string_view::npos) {
-    return std::nullopt;
+// The answering backend for `spec`, or null with `error` set. dry_run: a tokens backend is only
+// parsed (building it would bind its socket); null with an empty error then.
+std::shared_ptr<backends::AnsweringBackend> make_answering(const gateway::BackendSpec& spec,
+                                                           bool dry_run, std::string& error) {
+  switch (spec.kind) {
+    case gateway::BackendKind::Thumbprint:
+      return backends::ThumbprintBackend::create(spec.value, error);
+    case gateway::BackendKind::Webroot:
+      return backends::WebrootBackend::create(spec.value, error);
+    case gateway::BackendKind::Redirect:
+      return backends::RedirectBackend::create(spec.value, error);
+    case gateway::BackendKind::Tokens: {
+      // VALUE: PATH[,mode=OCTAL][,owner=USER][,group=GROUP] (docs/backends.md)
+      const auto opt = backends::parse_token_socket_spec(spec.value, error);
+      if (!opt || dry_run) {
+        return nullptr;
+      }
+      return backends::TokensBackend::create(*opt, error);
+    }
+    case gateway::BackendKind::Relay:
+      error = "relay takes whole connections before their Host is known: it can only be the "
+              "one backend (--backend), not a route";
+      return nullptr;
   }
-  std::string_view host = v.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
+  std::abort();  // corrupt enum (STYLE §15)
+}
+
+std::string join(const std::vector<gateway::ConfigError>& errors) {
+  std::string out;
+  for (const auto& e : errors) {
+    out += (out.empty() ? "" : "\n") + e.to_string();
   }
-  unsigned port = 0;
-  const auto p = v.substr(colon + 1);
-  const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
-  boost::system::error_code bad;
-  const auto addr = boost::asio::ip::make_address(std::string(host), bad);
-  if (ec != std::errc{} || end != p.data() + p.size() || port == 0 || port > 65535 || bad) {
-    return std::nullopt;
-  }
-  return boost::asio::ip::tcp::endpoint(addr, static_cast<std::uint16_t>(port));
+  return out;
 }
 
 }  // namespace
 
+std::shared_ptr<const backends::RouteSet> make_routes(const gateway::Config& cfg,
+                                                      const backends::RouteSet* previous,
+                                                      bool dry_run,
+                                                      std::vector<gateway::ConfigError>& errors) {
+  auto set = std::make_shared<backends::RouteSet>();
+  const auto add_target = [&](const gateway::BackendSpec& spec, gateway::OnMiss on_miss,
+                              const std::string& where, const std::string& key) {
+    const std::string text = gateway::to_string(spec);
+    std::shared_ptr<backends::AnsweringBackend> b =
+        previous != nullptr ? previous->backend_for(text) : nullptr;
+    if (b == nullptr) {
+      b = set->backend_for(text);  // two routes, one backend (one tokens socket)
+    }
+    std::string error;
+    if (b == nullptr) {
+      b = make_answering(spec, dry_run, error);
+    }
+    if (!error.empty()) {
+      errors.push_back(gateway::ConfigError{where, key, text + ": " + error});
+    }
+    set->targets.push_back(
+        {std::move(b), text, on_miss == gateway::OnMiss::Production});
+    return set->targets.size() - 1;
+  };
+  if (cfg.backend) {
+    const auto it = cfg.origins.find("backend");
+    const auto i = add_target(*cfg.backend, gateway::OnMiss::NotFound,
+                              it == cfg.origins.end() ? "" : it->second, "backend");
+    (void)set->table.add("*", i);
+  }
+  for (std::size_t r = 0; r < cfg.routes.size(); ++r) {
+    const auto& route = cfg.routes[r];
+    const auto i = add_target(route.backend, route.on_miss, route.where,
+                              "route[" + std::to_string(r + 1) + "].backend");
+    if (route.hosts.empty()) {
+      (void)set->table.add("*", i);  // validate() refused a second default
+    }
+    for (const auto& h : route.hosts) {
+      (void)set->table.add(h, i);  // validate() checked every pattern
+    }
+  }
+  if (!errors.empty() || dry_run) {
+    return nullptr;
+  }
+  return set;
+}
+
 TakeoverBackend make_backend(const gateway::Config& cfg) {
-  if (!cfg.backend) {
+  if (!cfg.backend && cfg.routes.empty()) {
     throw std::runtime_error("no backend: give --backend KIND=VALUE (e.g. thumbprint=THUMB)");
   }
-  const auto& spec = *cfg.backend;
-  std::string error;
   TakeoverBackend b;
-  switch (spec.kind) {
-    case gateway::BackendKind::Thumbprint:
-      b.answering = backends::ThumbprintBackend::create(spec.value, error);
-      break;
-    case gateway::BackendKind::Webroot:
-      b.answering = backends::WebrootBackend::create(spec.value, error);
-      break;
-    case gateway::BackendKind::Redirect:
-      b.answering = backends::RedirectBackend::create(spec.value, error);
-      break;
-    case gateway::BackendKind::Tokens:
-      // VALUE: PATH[,mode=OCTAL][,owner=USER][,group=GROUP] (docs/backends.md)
-      if (const auto opt = backends::parse_token_socket_spec(spec.value, error)) {
-        b.answering = backends::TokensBackend::create(*opt, error);
-      }
-      break;
-    case gateway::BackendKind::Relay:
-      if (const auto ep = parse_relay(spec.value)) {
-        b.relay = *ep;
-        return b;
-      }
-      error = "relay needs a numeric ADDR:PORT or [V6]:PORT";
-      break;
+  if (cfg.backend && cfg.backend->kind == gateway::BackendKind::Relay && cfg.routes.empty()) {
+    // VALUE: ADDR:PORT[,proxy=v1|v2][,connect-timeout=MS] (docs/backends.md)
+    std::string error;
+    if (const auto r = backends::parse_relay_spec(cfg.backend->value, error)) {
+      b.relay = *r;
+      return b;
+    }
+    throw std::runtime_error("--backend " + gateway::to_string(*cfg.backend) + ": " + error);
   }
-  if (!b.answering) {
-    throw std::runtime_error("--backend " + std::string(gateway::to_string(spec.kind)) + "=" +
-                             spec.value + ": " + error);
+  std::vector<gateway::ConfigError> errors;
+  auto routes = make_routes(cfg, nullptr, false, errors);
+  if (!routes) {
+    throw std::runtime_error(join(errors));
   }
+  b.answering = std::make_unique<backends::RoutingBackend>(std::move(routes));
   return b;
 }
 
@@ -89,7 +135,12 @@ std::unique_ptr<RepairTakeover> make_takeover(const gateway::Config& cfg,
   }
   TakeoverOptions o = opts;
   o.session.limits = cfg.limits;
-  return std::make_unique<RepairTakeover>(std::move(backend), cfg.marks.rst, o);
+  o.mark_mask = cfg.marks.mask;
+  o.pass_mark = cfg.marks.pass;
+  o.taken_mark = cfg.marks.taken;
+  auto tko = std::make_unique<RepairTakeover>(std::move(backend), cfg.marks.rst, o);
+  tko->set_sources(cfg.challenge);
+  return tko;
 }
 
 }  // namespace acmegw::takeover

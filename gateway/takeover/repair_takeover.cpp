@@ -7,6 +7,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
 
+#include "gateway/nfq/log.hpp"
 #include "gateway/sys/repair.hpp"
 #include "gateway/takeover/repair.hpp"
 
@@ -15,6 +16,9 @@ namespace {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+
+// An ACME server retries from several perspectives at once: one line per 10 s is enough.
+constexpr std::chrono::seconds kRelayWarningInterval{10};
 
 // A host without IPv6 (EAFNOSUPPORT) gets no v6 socket: a v6 takeover then fails at step
 // Reset (EBADF) and goes to production; there are no v6 flows to take over anyway.
@@ -48,6 +52,8 @@ RepairTakeover::RepairTakeover(TakeoverBackend backend, std::uint32_t rst_mark,
                                const TakeoverOptions& opts)
     : backend_(std::move(backend)),
       opts_(opts),
+      relay_warning_([log = nfq::logger("backend")](std::string_view m) { log->warn("{}", m); },
+                     kRelayWarningInterval),
       raw_v4_(open_raw(packet::Family::V4, rst_mark)),
       raw_v6_(open_raw(packet::Family::V6, rst_mark)),
       io_(static_cast<int>(opts.threads)),
@@ -73,6 +79,16 @@ TakeoverResult RepairTakeover::take(const TakeoverRequest& req) noexcept {
   if (session_stats_.active.load(std::memory_order_relaxed) >= opts_.max_sessions) {
     return {TakeoverStep::Handoff, EBUSY};  // checked first: costs no syscall
   }
+  {
+    std::shared_ptr<const gateway::ChallengeSources> sources;
+    {
+      const std::lock_guard lock(sources_mutex_);
+      sources = sources_;
+    }
+    if (!sources->admits(req.key.src)) {
+      return {TakeoverStep::SourceDenied, 0};
+    }
+  }
   sys::SysResult<sys::ConntrackEntry> ct;
   {
     const std::lock_guard lock(ct_mutex_);
@@ -80,6 +96,12 @@ TakeoverResult RepairTakeover::take(const TakeoverRequest& req) noexcept {
   }
   if (!ct.ok()) {
     return {TakeoverStep::Conntrack, ct.err};
+  }
+  // Belt and braces for the engine's RecentDecisions: a segment queued before its flow's verdict
+  // can reach us after that verdict was saved to the connmark; never take such a flow over.
+  if (const std::uint32_t m = ct.value.mark & opts_.mark_mask;
+      opts_.mark_mask != 0 && (m == opts_.pass_mark || m == opts_.taken_mark)) {
+    return {TakeoverStep::Conntrack, EALREADY, m};
   }
   const FlowSnapshot snap = make_snapshot(req, ct.value, opts_.mss);
 
@@ -107,9 +129,16 @@ TakeoverResult RepairTakeover::take(const TakeoverRequest& req) noexcept {
     backends::start_http_session(std::move(sock), endpoint_of(snap.tuple.dst, snap.tuple.dport),
                                  *backend_.answering, opts_.session, session_stats_);
   } else {
-    backends::start_relay_session(std::move(sock), backend_.relay, opts_.session, session_stats_);
+    backends::start_relay_session(std::move(sock), backend_.relay, opts_.session, session_stats_,
+                                  &relay_warning_);
   }
   return {};
+}
+
+void RepairTakeover::set_sources(gateway::ChallengeSources sources) {
+  auto next = std::make_shared<const gateway::ChallengeSources>(std::move(sources));
+  const std::lock_guard lock(sources_mutex_);
+  sources_.swap(next);
 }
 
 std::vector<std::pair<std::string, std::uint64_t>> RepairTakeover::counters() const {
@@ -123,6 +152,7 @@ std::vector<std::pair<std::string, std::uint64_t>> RepairTakeover::counters() co
   out.emplace_back("session_answered_unavailable", s.answered_unavailable.load());
   out.emplace_back("session_relayed", s.relayed.load());
   out.emplace_back("session_relay_connect_failed", s.relay_connect_failed.load());
+  out.emplace_back("session_relay_connect_timeout", s.relay_connect_timeout.load());
   out.emplace_back("session_head_too_large", s.head_too_large.load());
   out.emplace_back("session_client_closed", s.client_closed.load());
   out.emplace_back("session_idle_aborted", s.idle_aborted.load());

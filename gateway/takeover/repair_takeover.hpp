@@ -15,6 +15,8 @@
 
 #include "backends/backend.hpp"
 #include "backends/http_session.hpp"
+#include "backends/relay.hpp"
+#include "gateway/config/config.hpp"
 #include "gateway/sys/conntrack.hpp"
 #include "gateway/takeover/snapshot.hpp"
 #include "gateway/takeover/takeover.hpp"
@@ -25,7 +27,7 @@ namespace acmegw::takeover {
 // redirect), or, when `answering` is null, a relay target that receives the whole connection.
 struct TakeoverBackend {
   std::unique_ptr<backends::AnsweringBackend> answering;
-  boost::asio::ip::tcp::endpoint relay;
+  backends::RelaySpec relay;
 };
 
 struct TakeoverOptions {
@@ -34,6 +36,10 @@ struct TakeoverOptions {
   // Open sessions at most (each holds ~25 KiB of buffers plus socket memory); beyond it
   // take() fails at step Handoff with EBUSY and the flow goes to production.
   std::uint64_t max_sessions = 4096;
+  // The engine's verdict marks: take() refuses a flow whose connmark already carries one.
+  std::uint32_t mark_mask = 0;
+  std::uint32_t pass_mark = 0;
+  std::uint32_t taken_mark = 0;
   backends::SessionConfig session;
 };
 
@@ -52,13 +58,30 @@ class RepairTakeover final : public Takeover {
   // engine counts outcomes by step).
   TakeoverResult take(const TakeoverRequest& req) noexcept override;
 
+  // Which clients may have their challenges taken over (issue 6); others fail at step
+  // SourceDenied and go to production. Thread-safe; applies to the next take().
+  void set_sources(gateway::ChallengeSources sources);
+
+  // The answering backend (null for a relay-only takeover); `run` reloads routes through it.
+  [[nodiscard]] backends::AnsweringBackend* answering() const noexcept {
+    return backend_.answering.get();
+  }
+
   // (name, value) of the session counters (outcomes on the Asio threads).
   [[nodiscard]] std::vector<std::pair<std::string, std::uint64_t>> counters() const;
+  // Answer time of the requests the sessions answered (metrics histogram).
+  [[nodiscard]] const backends::LatencyHistogram& answer_latency() const noexcept {
+    return session_stats_.answer_latency;
+  }
 
  private:
   TakeoverBackend backend_;
   TakeoverOptions opts_;
   backends::SessionStats session_stats_;
+  std::mutex sources_mutex_;  // guards sources_ (copied under it once per take())
+  std::shared_ptr<const gateway::ChallengeSources> sources_ =
+      std::make_shared<const gateway::ChallengeSources>();
+  backends::RateLimitedWarning relay_warning_;  // the relay target is down (logger "backend")
 
   // One netlink socket shared by the queue workers: takeovers are rare and the lock covers
   // one request/answer round trip.

@@ -36,6 +36,8 @@ std::string_view to_string(TakeoverStep s) noexcept {
       return "repair_off";
     case TakeoverStep::Reset:
       return "reset";
+    case TakeoverStep::SourceDenied:
+      return "source_denied";
     case TakeoverStep::Handoff:
       return "handoff";
   }

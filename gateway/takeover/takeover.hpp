@@ -29,7 +29,9 @@ struct TakeoverRequest {
 
 enum class TakeoverStep : std::uint8_t {
   None, Conntrack, Socket, ReuseAddr, Transparent, RepairOn, Bind, SendSeq, RecvSeq, MaxSeg,
-  Connect, Options, Timestamp, Window, RepairOff, Reset, Handoff,
+  Connect, Options, Timestamp, Window, RepairOff, Reset,
+  SourceDenied,  // refused before any syscall: the client is not admitted (challenge.allow/deny)
+  Handoff,       // keep last: counter arrays are sized by it (nfq/stats.hpp)
 };
 
 // Stable lower-case step name for counters and logs ("repair_on", "window", ...).
@@ -38,6 +40,10 @@ enum class TakeoverStep : std::uint8_t {
 struct TakeoverResult {
   TakeoverStep failed_step = TakeoverStep::None;  // None on success
   int err = 0;                                    // errno of the failed step
+  // Set when the Conntrack step refused with EALREADY: the entry's mark under the verdict mask
+  // already held PASS or TAKEN (a segment queued before its flow's verdict). The caller repeats
+  // that verdict mark instead of sending the flow to production.
+  std::uint32_t decided_mark = 0;
   [[nodiscard]] bool ok() const noexcept { return failed_step == TakeoverStep::None; }
 };
 

@@ -164,6 +164,30 @@ def certbot_manual(pebble: Pebble, workdir: str, auth_hook: str, cleanup_hook: s
     return argv
 
 
+def certbot_standalone(pebble: Pebble, workdir: str, addr: str, names: Sequence[str]
+                       ) -> list[str]:
+    """argv of `certbot certonly --standalone` serving http-01 itself on addr:80 (a validation
+    host behind acmegw's relay backend)."""
+    argv = ["certbot", "certonly", "--non-interactive", "--agree-tos",
+            "--register-unsafely-without-email", "--server", pebble.url,
+            "--config-dir", f"{workdir}/etc", "--work-dir", f"{workdir}/work",
+            "--logs-dir", f"{workdir}/logs", "--standalone", "--preferred-challenges", "http",
+            "--http-01-address", addr, "--http-01-port", "80"]
+    for n in names:
+        argv += ["-d", n]
+    return argv
+
+
+def lego_http(pebble: Pebble, workdir: str, addr: str, names: Sequence[str]) -> list[str]:
+    """argv of `lego --http` serving http-01 itself on addr:80; the certificate lands in
+    workdir/certificates/NAME.crt (leaf + chain)."""
+    argv = ["lego", "--server", pebble.url, "--accept-tos", "--email", "lab@example.com",
+            "--path", workdir, "--http", "--http.port", f"{addr}:80"]
+    for n in names:
+        argv += ["--domains", n]
+    return argv + ["run"]
+
+
 def lego_webroot(pebble: Pebble, workdir: str, webroot: str, names: Sequence[str]) -> list[str]:
     """argv of `lego --http --http.webroot` against Pebble; the certificate lands in
     workdir/certificates/NAME.crt (leaf + chain)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -90,8 +91,25 @@ def main() -> None:
             show(f"{m[1]:>8}  {m[2]}: {m[3]}" if m else line)
         lab.stop(gw)
         show("\n".join(line for line in lab.log_of(gw).splitlines() if "stats: " in line))
+        if args.keep:
+            step(f"lab kept (--keep): Pebble and nginx still run, acmegw is stopped; files in "
+                 f"{lab.dir}")
+            protect = ["--protect", PROD.v4, "--protect", f"[{PROD.v6}]"]
+            show("start acmegw again:\n  " + shlex.join(
+                ["ip", "netns", "exec", lab.ns.fw, acmegw, "run", *protect, "--backend",
+                 f"tokens={sock}"]))
+            show("production through the firewall:\n  " + shlex.join(
+                ["ip", "netns", "exec", lab.ns.client, "curl", url(PROD.v4, "/")]))
+            show("issue again (acmegw running):\n  " + shlex.join(
+                ["ip", "netns", "exec", lab.ns.val, *pebble.client_env(), *env,
+                 *acmelab.certbot_manual(pebble, work, f"{hooks}/certbot-auth",
+                                         f"{hooks}/certbot-cleanup", [NAME])]))
     print("\ndemo: done", flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C: the Lab has already stopped its processes and namespaces
+        print("\ndemo: interrupted; lab removed", file=sys.stderr, flush=True)
+        sys.exit(130)

@@ -410,7 +410,7 @@ pid {root}/nginx.pid;
 error_log {root}/error.log warn;
 events {{ worker_connections 8192; }}
 http {{
-  log_format lab '$remote_addr $remote_port "$request" $status $body_bytes_sent';
+  log_format lab '{log_addr} "$request" $status $body_bytes_sent';
   access_log {access_log};
   client_body_temp_path {root}/tmp-body;
   proxy_temp_path {root}/tmp-proxy;
@@ -623,9 +623,11 @@ class Lab:
     # --- production -----------------------------------------------------------------------
 
     def start_nginx(self, workers: int = 1, access_log: bool = True,
-                    addrs: Sequence[str] = (PROD.v4, PROD.v6), ns: Optional[str] = None) -> Nginx:
+                    addrs: Sequence[str] = (PROD.v4, PROD.v6), ns: Optional[str] = None,
+                    proxy_protocol: bool = False) -> Nginx:
         """nginx in ns (default prod) listening on addrs:80; waits until it accepts connections.
-        Each call gets its own directory, so prod and val can both run one."""
+        Each call gets its own directory, so prod and val can both run one. `proxy_protocol`:
+        the listeners expect a PROXY header and the log's addr/port are the header's."""
         ns = ns or self.ns.prod
         root = os.path.join(self.dir, f"nginx-{ns}-{len(self.procs)}")
         os.makedirs(os.path.join(root, "www"), exist_ok=True)
@@ -633,11 +635,15 @@ class Lab:
             f.write(SMALL_PAGE)
         with open(os.path.join(root, "www", "100k"), "wb") as f:
             f.write(bytes(i % 251 for i in range(BIG_PAGE_SIZE)))
-        listen = " ".join(f"listen {'[%s]' % a if ':' in a else a}:80 backlog=4096;" for a in addrs)
+        pp = " proxy_protocol" if proxy_protocol else ""
+        listen = " ".join(f"listen {'[%s]' % a if ':' in a else a}:80 backlog=4096{pp};"
+                          for a in addrs)
         conf = os.path.join(root, "nginx.conf")
         with open(conf, "w") as f:
             f.write(_NGINX_CONF.format(
                 workers=workers, root=root, listen=listen,
+                log_addr=("$proxy_protocol_addr $proxy_protocol_port" if proxy_protocol
+                          else "$remote_addr $remote_port"),
                 access_log=f"{root}/access.log lab" if access_log else "off"))
         proc = self.spawn(ns, "nginx", "-c", conf, "-p", root, name=os.path.basename(root))
         for a in addrs:

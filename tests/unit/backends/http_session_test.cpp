@@ -50,6 +50,7 @@ struct Lab {
   tcp::socket client{tio};
   std::unique_ptr<ThumbprintBackend> backend;
   SessionConfig cfg;
+  acmegw::backends::RelaySpec relay{prod.local_endpoint()};
   SessionStats stats;
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   std::thread t1, t2;
@@ -64,7 +65,7 @@ struct Lab {
     auto accepted = front.accept();
     served.assign(tcp::v4(), accepted.release());
     if (relay_only) {
-      start_relay_session(std::move(served), prod.local_endpoint(), cfg, stats);
+      start_relay_session(std::move(served), relay, cfg, stats);
     } else {
       start_http_session(std::move(served), prod.local_endpoint(), *backend, cfg, stats);
     }

@@ -169,6 +169,8 @@ TEST_CASE("scalar parsers: queue balance, integers, log level, listen, backend",
   CHECK(parse_backend("tokens=/run/acmegw/tokens.sock", e)->kind == BackendKind::Tokens);
   CHECK(parse_backend("webroot=/var/www/acme", e)->value == "/var/www/acme");
   CHECK(parse_backend("relay=[2001:db8::5]:8080", e)->kind == BackendKind::Relay);
+  CHECK(parse_backend("relay=192.0.2.9:80,proxy=v2,connect-timeout=500", e)->kind ==
+        BackendKind::Relay);
   CHECK(parse_backend("redirect=https://acme.example.net", e)->kind == BackendKind::Redirect);
   CHECK_FALSE(parse_backend("thumbprint", e));
   CHECK(e == "expected KIND=VALUE (thumbprint, tokens, webroot, relay, redirect): 'thumbprint'");
