@@ -1,5 +1,6 @@
 #include "backends/http_session.hpp"
 
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <utility>
@@ -8,6 +9,8 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+
+#include "backends/sys_file.hpp"
 
 namespace acmegw::backends {
 namespace {
@@ -275,6 +278,7 @@ class Session : public std::enable_shared_from_this<Session> {
                             }
                             if (ec == asio::error::eof) {
                               self->prod_eof_ = true;
+                              self->pass_fin_on();
                               return self->maybe_finish();
                             }
                             if (ec) {
@@ -294,9 +298,25 @@ class Session : public std::enable_shared_from_this<Session> {
                           });
   }
 
-  // Ends once both sides closed. Production closing first must not make us FIN the client
-  // (pitfall 6): touch() now gives the client drain_timeout to close itself, then the timer
-  // aborts.
+  // Production closed and everything it sent is written (pump_down reads only after a write):
+  // FIN the client, which may be reading to EOF (HTTP/1.0 without Content-Length, e.g. certbot
+  // --standalone). If the client has not closed yet, this is an active close whose TIME_WAIT
+  // finish_passive() removes (pitfall 6); the endpoints are saved now because getpeername fails
+  // once the socket is closed, the cookie so that only this socket's TIME_WAIT can match.
+  void pass_fin_on() {
+    boost::system::error_code e1;
+    boost::system::error_code e2;
+    fin_local_ = client_.local_endpoint(e1);
+    fin_peer_ = client_.remote_endpoint(e2);
+    const auto cookie = sys::socket_cookie(client_.native_handle());
+    fin_cookie_ = cookie.value;
+    fin_first_ = !client_eof_ && !e1 && !e2 && cookie.ok();
+    boost::system::error_code ignored;
+    client_.shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  // Ends once both sides closed; until then touch() gives the client drain_timeout after
+  // production's close, then the timer aborts.
   void maybe_finish() {
     if (client_eof_ && prod_eof_) {
       return finish_passive();
@@ -348,10 +368,17 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // ---- Ends and the deadline.
 
-  // The client sent FIN first: closing now is a passive close (LAST_ACK, no TIME_WAIT).
+  // Both sides closed. If the client sent FIN first this is a passive close (LAST_ACK, no
+  // TIME_WAIT); if we did (pass_fin_on), the TIME_WAIT on production's address:port would
+  // black-hole the client's next connection from the same port via early demux (pitfall 6), so
+  // it is destroyed at once.
   void finish_passive() {
-    stats_.client_closed.fetch_add(1, std::memory_order_relaxed);
     close(false);
+    if (fin_first_ &&
+        !sys::destroy_tcp_socket(fin_local_.data(), fin_peer_.data(), fin_cookie_).ok()) {
+      stats_.timewait_left.fetch_add(1, std::memory_order_relaxed);
+    }
+    stats_.client_closed.fetch_add(1, std::memory_order_relaxed);  // last: the session is done
   }
 
   void fail() {
@@ -423,6 +450,10 @@ class Session : public std::enable_shared_from_this<Session> {
   Mode mode_ = Mode::Answering;
   bool client_eof_ = false;
   bool prod_eof_ = false;
+  bool fin_first_ = false;  // our FIN to the client preceded its FIN: TIME_WAIT to destroy
+  tcp::endpoint fin_local_;
+  tcp::endpoint fin_peer_;
+  std::uint64_t fin_cookie_ = 0;
   bool connecting_ = false;  // the relay's connect is pending (its timeout is the deadline)
 };
 

@@ -2,10 +2,16 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdint>
+#include <cstring>
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
 #include <linux/openat2.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -101,6 +107,86 @@ SysResult<std::size_t> read_full(int fd, std::span<std::byte> buf) noexcept {
     got += static_cast<std::size_t>(n);
   }
   return {got, 0};
+}
+
+SysResult<std::uint64_t> socket_cookie(int fd) noexcept {
+  std::uint64_t cookie = 0;
+  ::socklen_t len = sizeof cookie;
+  if (::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0) {
+    return {0, errno};
+  }
+  return {cookie, 0};
+}
+
+SysResult<int> destroy_tcp_socket(const ::sockaddr* local, const ::sockaddr* remote,
+                                  std::uint64_t cookie) noexcept {
+  struct Request {
+    ::nlmsghdr nlh;
+    ::inet_diag_req_v2 req;
+  } msg{};
+  msg.nlh.nlmsg_len = sizeof msg;
+  msg.nlh.nlmsg_type = SOCK_DESTROY;
+  msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  msg.req.sdiag_family = static_cast<std::uint8_t>(local->sa_family);
+  msg.req.sdiag_protocol = IPPROTO_TCP;
+  msg.req.idiag_states = ~0u;
+  ::inet_diag_sockid& id = msg.req.id;
+  id.idiag_cookie[0] = static_cast<std::uint32_t>(cookie);
+  id.idiag_cookie[1] = static_cast<std::uint32_t>(cookie >> 32u);
+  // idiag_src/sport are the socket's own side (the kernel looks it up as an arriving packet).
+  if (local->sa_family == AF_INET && remote->sa_family == AF_INET) {
+    ::sockaddr_in l{};
+    ::sockaddr_in r{};
+    std::memcpy(&l, local, sizeof l);
+    std::memcpy(&r, remote, sizeof r);
+    id.idiag_sport = l.sin_port;
+    id.idiag_dport = r.sin_port;
+    std::memcpy(id.idiag_src, &l.sin_addr, sizeof l.sin_addr);
+    std::memcpy(id.idiag_dst, &r.sin_addr, sizeof r.sin_addr);
+  } else if (local->sa_family == AF_INET6 && remote->sa_family == AF_INET6) {
+    ::sockaddr_in6 l{};
+    ::sockaddr_in6 r{};
+    std::memcpy(&l, local, sizeof l);
+    std::memcpy(&r, remote, sizeof r);
+    id.idiag_sport = l.sin6_port;
+    id.idiag_dport = r.sin6_port;
+    std::memcpy(id.idiag_src, &l.sin6_addr, sizeof l.sin6_addr);
+    std::memcpy(id.idiag_dst, &r.sin6_addr, sizeof r.sin6_addr);
+  } else {
+    return {-1, EAFNOSUPPORT};
+  }
+  const UniqueFd fd{::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)};
+  if (!fd) {
+    return {-1, errno};
+  }
+  ::sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (::sendto(fd.get(), &msg, sizeof msg, 0, reinterpret_cast<const ::sockaddr*>(&kernel),
+               sizeof kernel) < 0) {
+    return {-1, errno};
+  }
+  // The ack: an NLMSG_ERROR carrying 0 or the negative errno (the request is echoed after it).
+  struct Ack {
+    ::nlmsghdr nlh;
+    ::nlmsgerr err;
+  };
+  alignas(::nlmsghdr) std::array<std::byte, 512> buf{};
+  ssize_t n = 0;
+  do {
+    n = ::recv(fd.get(), buf.data(), buf.size(), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    return {-1, errno};
+  }
+  Ack ack{};
+  if (static_cast<std::size_t>(n) < sizeof ack) {
+    return {-1, EPROTO};
+  }
+  std::memcpy(&ack, buf.data(), sizeof ack);
+  if (ack.nlh.nlmsg_type != NLMSG_ERROR) {
+    return {-1, EPROTO};
+  }
+  return {ack.err.error == 0 ? 0 : -1, -ack.err.error};
 }
 
 }  // namespace acmegw::backends::sys

@@ -4,8 +4,10 @@
 // gateway/, so they live here; SysResult and UniqueFd come from the header-only
 // gateway/sys/result.hpp.
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "gateway/sys/result.hpp"
@@ -48,5 +50,18 @@ using acmegw::sys::UniqueFd;
 
 // Reads until `buf` is full or end of file (retrying EINTR); value = bytes read.
 [[nodiscard]] SysResult<std::size_t> read_full(int fd, std::span<std::byte> buf) noexcept;
+
+// The socket's cookie (getsockopt SO_COOKIE, Linux >= 4.13): the kernel's unique id of it,
+// kept by its TIME_WAIT successor.
+[[nodiscard]] SysResult<std::uint64_t> socket_cookie(int fd) noexcept;
+
+// Removes the TCP socket with this local and remote address:port (same family) and `cookie`,
+// in any state including TIME_WAIT, as `ss -K` does: SOCK_DESTROY over NETLINK_SOCK_DIAG
+// (tcp_abort() in the kernel). The cookie is required: without one the kernel's lookup falls
+// back to a listener on the local address:port and would destroy that. Needs
+// CONFIG_INET_DIAG_DESTROY (else EOPNOTSUPP) and CAP_NET_ADMIN (EPERM); ENOENT when no such
+// socket exists.
+[[nodiscard]] SysResult<int> destroy_tcp_socket(const ::sockaddr* local, const ::sockaddr* remote,
+                                                std::uint64_t cookie) noexcept;
 
 }  // namespace acmegw::backends::sys

@@ -19,6 +19,7 @@ using packet::Family;
 // Kernel features per rule kind, named as the modules (and Kconfig symbols) an operator checks.
 constexpr std::string_view kNeedsMark = "xt_mark, xt_connmark, xt_comment";
 constexpr std::string_view kNeedsReplyDrop = "xt_connmark, xt_conntrack, xt_comment";
+constexpr std::string_view kNeedsSynClear = "xt_tcpudp, xt_connmark, xt_conntrack, xt_comment";
 constexpr std::string_view kNeedsJump = "xt_tcpudp, xt_conntrack, xt_comment";
 constexpr std::string_view kNeedsPrefilter =
     "xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF), xt_mark, xt_comment";
@@ -193,6 +194,15 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
       {"-m connmark --mark " + taken + " -m conntrack --ctdir REPLY " +
            comment("drop production side of taken flow") + " -j DROP",
        kNeedsReplyDrop},
+      // A client SYN starts a new flow even when conntrack still holds an entry for the tuple:
+      // after acmegw's RST (reply direction) the entry lingers in CLOSE and the kernel resyncs
+      // it to the new handshake instead of replacing it (nf_conntrack_proto_tcp.c, IGNORE
+      // case), so without this the new flow would inherit TAKEN (routed to a closed local
+      // socket) or PASS (a challenge on it would reach production).
+      {"-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! --mark " + masked(0, m.mask) +
+           " -m conntrack --ctdir ORIGINAL " + comment("new connection on a decided tuple") +
+           " -j CONNMARK --set-xmark " + masked(0, m.mask),
+       kNeedsSynClear},
       {comment("restore flow decision") + " -j CONNMARK --restore-mark --nfmask " + hex(m.mask) +
            " --ctmask " + hex(m.mask),
        kNeedsMark},

@@ -157,6 +157,7 @@ std::vector<std::pair<std::string, std::uint64_t>> RepairTakeover::counters() co
   out.emplace_back("session_client_closed", s.client_closed.load());
   out.emplace_back("session_idle_aborted", s.idle_aborted.load());
   out.emplace_back("session_io_errors", s.io_errors.load());
+  out.emplace_back("session_timewait_left", s.timewait_left.load());
   return out;
 }
 

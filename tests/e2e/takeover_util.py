@@ -51,15 +51,17 @@ class Client:
     before connect (e.g. TCP_MAXSEG)."""
 
     def __init__(self, ns: str, addr: str, port: int = 80, mss: int = 0, nodelay: bool = False,
-                 source: Optional[str] = None, timeout: float = 10) -> None:
+                 source: Optional[str] = None, timeout: float = 10, source_port: int = 0) -> None:
         self.s = socket_in(ns, family_of(addr))
         self.s.settimeout(timeout)
+        if source_port:  # a fixed port may have just been used by an earlier connection
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if mss:
             self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
         if nodelay:
             self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if source:
-            self.s.bind((source, 0))
+        if source or source_port:
+            self.s.bind((source or "", source_port))
         self.s.connect((addr, port))
         self.local = self.s.getsockname()[:2]
         self.buf = b""

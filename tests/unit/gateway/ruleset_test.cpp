@@ -60,6 +60,9 @@ TEST_CASE("ruleset: IPv4 with defaults, http + tls endpoints, one queue", "[rule
       "takeover verdict\" -j CONNMARK --save-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
       "-A ACMEGW-PRE -m connmark --mark 0x200000/0xf00000 -m conntrack --ctdir REPLY -m comment "
       "--comment \"acmegw: drop production side of taken flow\" -j DROP\n"
+      "-A ACMEGW-PRE -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! --mark "
+      "0x0/0xf00000 -m conntrack --ctdir ORIGINAL -m comment --comment \"acmegw: new connection "
+      "on a decided tuple\" -j CONNMARK --set-xmark 0x0/0xf00000\n"
       "-A ACMEGW-PRE -m comment --comment \"acmegw: restore flow decision\" -j CONNMARK "
       "--restore-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
       "-A ACMEGW-PRE -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: production "
@@ -115,6 +118,9 @@ TEST_CASE("ruleset: IPv6, custom masks, queue balance, prefix, no prefilter", "[
       "verdict\" -j CONNMARK --save-mark --nfmask 0xff00 --ctmask 0xff00\n"
       "-A AGW-PRE -m connmark --mark 0x200/0xff00 -m conntrack --ctdir REPLY -m comment "
       "--comment \"acmegw: drop production side of taken flow\" -j DROP\n"
+      "-A AGW-PRE -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! --mark 0x0/0xff00 "
+      "-m conntrack --ctdir ORIGINAL -m comment --comment \"acmegw: new connection on a decided "
+      "tuple\" -j CONNMARK --set-xmark 0x0/0xff00\n"
       "-A AGW-PRE -m comment --comment \"acmegw: restore flow decision\" -j CONNMARK "
       "--restore-mark --nfmask 0xff00 --ctmask 0xff00\n"
       "-A AGW-PRE -m mark --mark 0x100/0xff00 -m comment --comment \"acmegw: production flow, "
@@ -153,20 +159,20 @@ TEST_CASE("plan_install: fresh system inserts jumps first and declares every cha
   const Config cfg = config({"192.0.2.1"});
   const auto rs = build_ruleset(cfg, Family::V4, kFake);
   const auto lines = texts(plan_install(rs, "ACMEGW", ""));
-  // mangle: header, 2 declarations, jump, 7 PRE + 4 HTTP rules, COMMIT; raw and filter: 5 each.
-  REQUIRE(lines.size() == 16 + 5 + 5);
+  // mangle: header, 2 declarations, jump, 8 PRE + 4 HTTP rules, COMMIT; raw and filter: 5 each.
+  REQUIRE(lines.size() == 17 + 5 + 5);
   CHECK(lines[0] == "*mangle");
   CHECK(lines[1] == ":ACMEGW-PRE - [0:0]");
   CHECK(lines[2] == ":ACMEGW-HTTP - [0:0]");
   CHECK(lines[3] == "-I PREROUTING 1 -m comment --comment acmegw -j ACMEGW-PRE");
   CHECK(lines[4].starts_with("-A ACMEGW-PRE -m mark --mark 0x100000/0xf00000"));
-  CHECK(lines[15] == "COMMIT");
-  CHECK(lines[16] == "*raw");
-  CHECK(lines[17] == ":ACMEGW-OUT - [0:0]");
-  CHECK(lines[18] == "-I OUTPUT 1 -m comment --comment acmegw -j ACMEGW-OUT");
-  CHECK(lines[20] == "COMMIT");
-  CHECK(lines[21] == "*filter");
-  CHECK(lines[23] == "-I FORWARD 1 -m comment --comment acmegw -j ACMEGW-FWD");
+  CHECK(lines[16] == "COMMIT");
+  CHECK(lines[17] == "*raw");
+  CHECK(lines[18] == ":ACMEGW-OUT - [0:0]");
+  CHECK(lines[19] == "-I OUTPUT 1 -m comment --comment acmegw -j ACMEGW-OUT");
+  CHECK(lines[21] == "COMMIT");
+  CHECK(lines[22] == "*filter");
+  CHECK(lines[24] == "-I FORWARD 1 -m comment --comment acmegw -j ACMEGW-FWD");
   CHECK(lines.back() == "COMMIT");
 }
 
@@ -189,19 +195,19 @@ TEST_CASE("plan_install: existing jumps are kept, a chain no longer used is remo
       "COMMIT\n";
   const Config cfg = config({"tls://192.0.2.1:443"});
   const auto lines = texts(plan_install(build_ruleset(cfg, Family::V4, kFake), "ACMEGW", current));
-  REQUIRE(lines.size() == 12 + 4 + 5);
+  REQUIRE(lines.size() == 13 + 4 + 5);
   CHECK(lines[0] == "*mangle");
   CHECK(lines[1] == ":ACMEGW-PRE - [0:0]");       // flushes PRE, which drops its jump to HTTP
   CHECK(lines[2].starts_with("-A ACMEGW-PRE "));  // no -I: the jump exists
-  CHECK(lines[8].find("--dport 443") != std::string::npos);
-  CHECK(lines[9] == "-F ACMEGW-HTTP");
-  CHECK(lines[10] == "-X ACMEGW-HTTP");
-  CHECK(lines[11] == "COMMIT");
-  CHECK(lines[12] == "*raw");
-  CHECK(lines[13] == ":ACMEGW-OUT - [0:0]");
-  CHECK(lines[14].starts_with("-A ACMEGW-OUT "));
-  CHECK(lines[16] == "*filter");
-  CHECK(lines[18] == "-I FORWARD 1 -m comment --comment acmegw -j ACMEGW-FWD");
+  CHECK(lines[9].find("--dport 443") != std::string::npos);
+  CHECK(lines[10] == "-F ACMEGW-HTTP");
+  CHECK(lines[11] == "-X ACMEGW-HTTP");
+  CHECK(lines[12] == "COMMIT");
+  CHECK(lines[13] == "*raw");
+  CHECK(lines[14] == ":ACMEGW-OUT - [0:0]");
+  CHECK(lines[15].starts_with("-A ACMEGW-OUT "));
+  CHECK(lines[17] == "*filter");
+  CHECK(lines[19] == "-I FORWARD 1 -m comment --comment acmegw -j ACMEGW-FWD");
 }
 
 TEST_CASE("plan_remove: deletes every jump (also duplicates), flushes, then deletes", "[rules]") {
@@ -248,21 +254,21 @@ TEST_CASE("plan_remove: deletes every jump (also duplicates), flushes, then dele
 TEST_CASE("explain_restore_error: maps the failing input line to the modules it needs", "[rules]") {
   const Config cfg = config({"192.0.2.1"});
   const auto plan = plan_install(build_ruleset(cfg, Family::V4, kFake), "ACMEGW", "");
-  // Line 12 is the prefilter rule (header, 2 declarations, jump, 7 PRE rules, then HTTP).
-  REQUIRE(plan[11].text.find("prefilter, not a challenge") != std::string::npos);
+  // Line 13 is the prefilter rule (header, 2 declarations, jump, 8 PRE rules, then HTTP).
+  REQUIRE(plan[12].text.find("prefilter, not a challenge") != std::string::npos);
   const std::string nft =
-      "iptables-restore v1.8.9 (nf_tables): \nline 12: RULE_APPEND failed (No such file or "
+      "iptables-restore v1.8.9 (nf_tables): \nline 13: RULE_APPEND failed (No such file or "
       "directory): rule in chain ACMEGW-HTTP\n";
   const std::string why = explain_restore_error(plan, nft);
   CHECK(why.starts_with("rule `-A ACMEGW-HTTP -m mark --mark 0x0/0xf00000 -m bpf"));
   CHECK(
-      why.find("(input line 12) was rejected; it needs: xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF)") !=
+      why.find("(input line 13) was rejected; it needs: xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF)") !=
       std::string::npos);
-  CHECK(explain_restore_error(plan, "Couldn't load match `bpf'\n\nError occurred at line: 12\n") ==
+  CHECK(explain_restore_error(plan, "Couldn't load match `bpf'\n\nError occurred at line: 13\n") ==
         why);
-  CHECK(explain_restore_error(plan, "iptables-restore: line 12 failed\n") == why);
-  CHECK(explain_restore_error(plan, "Error occurred at line: 16\n")
-            .starts_with("the kernel rejected the table committed at input line 16"));
+  CHECK(explain_restore_error(plan, "iptables-restore: line 13 failed\n") == why);
+  CHECK(explain_restore_error(plan, "Error occurred at line: 17\n")
+            .starts_with("the kernel rejected the table committed at input line 17"));
   CHECK(explain_restore_error(plan, "no line number here").empty());
   CHECK(explain_restore_error(plan, "line 999: out of range").empty());
   CHECK(explain_restore_error(plan, "line 0: nonsense").empty());
