@@ -98,19 +98,6 @@ class Pebble:
         return path
 
 
-def _listening(lab, ns: str, addr: str, port: int) -> bool:
-    """True when addr:port in ns accepts TCP connections (lab.socket creates it inside ns)."""
-    s = lab.socket(ns, 6 if ":" in addr else 4)
-    s.settimeout(1)
-    try:
-        s.connect((addr, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 def start_pebble(lab, ns: str, addr: str, directory: str, answer_v4: str, answer_v6: str = "",
                  http_port: int = 80, tls_port: int = 443) -> Pebble:
     """Start pebble-challtestsrv (DNS on addr:8053 answering every name with answer_v4 /
@@ -134,8 +121,8 @@ def start_pebble(lab, ns: str, addr: str, directory: str, answer_v4: str, answer
            "PEBBLE_WFE_NONCEREJECT=0"]
     lab.spawn(ns, *env, "pebble", "-config", config, "-dnsserver", f"{addr}:{DNS_PORT}",
               "-strict=false", name="pebble")
-    lab.wait_for(lambda: _listening(lab, ns, addr, ACME_PORT), 20, "pebble ACME API")
-    lab.wait_for(lambda: _listening(lab, ns, addr, MGMT_PORT), 20, "pebble management API")
+    lab.wait_for(lambda: lab.can_connect(ns, addr, ACME_PORT), 20, "pebble ACME API")
+    lab.wait_for(lambda: lab.can_connect(ns, addr, MGMT_PORT), 20, "pebble management API")
     return Pebble(ns, addr, directory, ca)
 
 

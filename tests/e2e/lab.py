@@ -23,6 +23,7 @@ API (everything a test needs; see each docstring):
       .spawn(ns, *argv, name=)        start a process in ns (tracked; output in .dir/name.log)
       .stop(proc, sig)                stop a spawned process by PID, return its exit status
       .socket(ns, family)             a socket created inside ns (used in-process, no fork)
+      .can_connect(ns, addr, port)    True when addr:port in ns accepts TCP within 1 s
       .exchange(ns, addr, chunks, ...)  send bytes (any segmentation), half-close once ACKed,
                                       read to EOF; returns ((client addr, port), bytes)
       .start_nginx(...)               real nginx in prod on PROD:80 ([v6]:80 too; ns=, addrs=)
@@ -647,10 +648,11 @@ class Lab:
                 access_log=f"{root}/access.log lab" if access_log else "off"))
         proc = self.spawn(ns, "nginx", "-c", conf, "-p", root, name=os.path.basename(root))
         for a in addrs:
-            self.wait_for(lambda a=a: self._can_connect(ns, a, 80), 10, f"nginx on {a}")
+            self.wait_for(lambda a=a: self.can_connect(ns, a, 80), 10, f"nginx on {a}")
         return Nginx(proc, root)
 
-    def _can_connect(self, ns: str, addr: str, port: int) -> bool:
+    def can_connect(self, ns: str, addr: str, port: int) -> bool:
+        """True when addr:port in ns accepts a TCP connection within 1 s."""
         s = socket_in(ns, family_of(addr))
         s.settimeout(1)
         try:
