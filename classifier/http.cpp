@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 namespace acmegw::classifier {
@@ -187,6 +188,20 @@ class HttpParser {
     return decide(Verdict::Invalid, Reason::MalformedHead, at);
   }
 
+  // literal() as one parser step: nullopt when `lit` matched (parsing goes on), else the step's
+  // result: NeedMore while the input is a prefix of `lit`, NoMatch(`on_mismatch`) otherwise.
+  std::optional<bool> expect(std::string_view lit, Reason on_mismatch, bool fold = false) noexcept {
+    switch (literal(lit, fold)) {
+      case Lit::Yes:
+        return std::nullopt;
+      case Lit::Short:
+        return need_more();
+      case Lit::No:
+        return no_match(on_mismatch);
+    }
+    return no_match(on_mismatch);  // unreachable: every Lit value is handled above
+  }
+
   // Matches `lit` at i_ (ASCII case-insensitively if `fold`); on No, i_ is the mismatching byte.
   Lit literal(std::string_view lit, bool fold = false) noexcept {
     if (!fold && in_.size() - i_ >= lit.size() &&
@@ -241,13 +256,8 @@ class HttpParser {
       return need_more();
     }
     if (cur() != '/') {
-      switch (literal("http://", true)) {
-        case Lit::Yes:
-          break;
-        case Lit::Short:
-          return need_more();
-        case Lit::No:
-          return no_match(Reason::Path);
+      if (const auto stop = expect("http://", Reason::Path, true)) {
+        return *stop;
       }
       const std::size_t start = i_;
       for (; !at_end() && cur() != '/'; ++i_) {
@@ -265,13 +275,8 @@ class HttpParser {
       }
       absolute_form_ = true;
     }
-    switch (literal(kChallengePrefix)) {
-      case Lit::Yes:
-        break;
-      case Lit::Short:
-        return need_more();
-      case Lit::No:
-        return no_match(Reason::Path);
+    if (const auto stop = expect(kChallengePrefix, Reason::Path)) {
+      return *stop;
     }
     const std::size_t start = i_;
     for (; !at_end() && is(cur(), kTokenChar); ++i_) {
@@ -306,13 +311,8 @@ class HttpParser {
 
   // HTTP-version: exactly HTTP/1.0 or HTTP/1.1 (case-sensitive), then CRLF or bare LF.
   bool version() noexcept {
-    switch (literal("HTTP/1.")) {
-      case Lit::Yes:
-        break;
-      case Lit::Short:
-        return need_more();
-      case Lit::No:
-        return no_match(Reason::Version);
+    if (const auto stop = expect("HTTP/1.", Reason::Version)) {
+      return *stop;
     }
     if (at_end()) {
       return need_more();
