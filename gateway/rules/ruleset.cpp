@@ -19,6 +19,8 @@ using packet::Family;
 // Kernel features per rule kind, named as the modules (and Kconfig symbols) an operator checks.
 constexpr std::string_view kNeedsMark = "xt_mark, xt_connmark, xt_comment";
 constexpr std::string_view kNeedsReplyDrop = "xt_connmark, xt_conntrack, xt_comment";
+constexpr std::string_view kNeedsTakenReplyDrop = "xt_mark, xt_conntrack, xt_comment";
+constexpr std::string_view kNeedsEndpoint = "xt_tcpudp";
 constexpr std::string_view kNeedsSynClear = "xt_tcpudp, xt_connmark, xt_conntrack, xt_comment";
 constexpr std::string_view kNeedsJump = "xt_tcpudp, xt_conntrack, xt_comment";
 constexpr std::string_view kNeedsPrefilter =
@@ -59,12 +61,15 @@ std::string bpf_match(std::string_view bytecode) {
   return "-m bpf --bytecode \"" + std::string{bytecode} + '"';
 }
 
-// Client-to-server segments toward the endpoint on an established connection.
+// Segments toward the endpoint (native nft compares in iptables-nft).
 std::string endpoint_match(const Endpoint& e) {
   return "-d " + gateway::to_string(e.addr) + '/' + std::to_string(e.prefix_len) +
-         " -p tcp -m tcp --dport " + std::to_string(e.port) +
-         " -m conntrack --ctstate ESTABLISHED --ctdir ORIGINAL";
+         " -p tcp -m tcp --dport " + std::to_string(e.port);
 }
+
+// Client-to-server segments on an established connection: never a SYN, never the reply side.
+constexpr std::string_view kEstablishedOriginal =
+    "-m conntrack --ctstate ESTABLISHED --ctdir ORIGINAL";
 
 std::string chain_name(std::string_view prefix, std::string_view suffix) {
   std::string n{prefix};
@@ -119,6 +124,23 @@ SaveState parse_save(std::string_view text) {
   return st;
 }
 
+// Before 2026-12 the jumps carried `-m comment --comment acmegw`; in iptables-nft a comment is
+// an xt match, called for every packet the hook sees. Install replaces such a jump, remove
+// deletes it.
+std::string legacy_jump_spec(std::string_view chain) {
+  return "-m comment --comment acmegw -j " + std::string{chain};
+}
+
+// "-D HOOK SPEC" for every rule in c's hook whose spec is one of `specs` (duplicates too).
+void append_jump_deletions(std::vector<PlanLine>& out, const SaveState& st, std::string_view table,
+                           const ChainName& c, std::initializer_list<std::string> specs) {
+  for (const std::string& spec : specs) {
+    for (std::size_t i = st.count_rule(table, c.hook, spec); i > 0; --i) {
+      out.push_back({"-D " + std::string{c.hook} + ' ' + spec, kNeedsChain});
+    }
+  }
+}
+
 // Lines that unhook and delete the chains of `table` in `stale` that exist in `st`: jumps first,
 // then every flush (a chain may jump to another), then the deletions.
 void append_removal(std::vector<PlanLine>& out, const SaveState& st, std::string_view table,
@@ -130,12 +152,8 @@ void append_removal(std::vector<PlanLine>& out, const SaveState& st, std::string
     }
   }
   for (const ChainName* c : present) {
-    if (c->hook.empty()) {
-      continue;
-    }
-    const std::string spec = jump_spec(c->name);
-    for (std::size_t i = st.count_rule(table, c->hook, spec); i > 0; --i) {
-      out.push_back({"-D " + std::string{c->hook} + ' ' + spec, kNeedsChain});
+    if (!c->hook.empty()) {
+      append_jump_deletions(out, st, table, *c, {jump_spec(c->name), legacy_jump_spec(c->name)});
     }
   }
   for (const ChainName* c : present) {
@@ -156,6 +174,7 @@ BpfPrograms default_programs(Family family) {
 std::vector<ChainName> owned_chains(std::string_view prefix) {
   return {
       {"mangle", chain_name(prefix, "PRE"), "PREROUTING"},
+      {"mangle", chain_name(prefix, "FLOW"), ""},
       {"mangle", chain_name(prefix, "HTTP"), ""},
       {"raw", chain_name(prefix, "OUT"), "OUTPUT"},
       {"filter", chain_name(prefix, "FWD"), "FORWARD"},
@@ -168,7 +187,7 @@ bool has_family(const Config& cfg, Family family) noexcept {
 }
 
 std::string jump_spec(std::string_view chain) {
-  return "-m comment --comment " + std::string{kJumpComment} + " -j " + std::string{chain};
+  return "-j " + std::string{chain};
 }
 
 FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms& programs) {
@@ -184,30 +203,52 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
       "-j CONNMARK --save-mark --nfmask " + hex(m.mask) + " --ctmask " + hex(m.mask);
   const std::string queue = nfqueue_target(cfg.queue);
   const std::vector<ChainName> names = owned_chains(cfg.chain_prefix);
-  const std::string& http_chain = names[1].name;
+  const ChainName& pre_name = names[0];
+  const ChainName& flow_name = names[1];
+  const ChainName& http_name = names[2];
 
-  Chain pre{names[0].table, names[0].name, names[0].hook, {}};
-  pre.rules = {
-      {"-m mark --mark " + pass + ' ' + comment("save production verdict") + ' ' + save,
-       kNeedsMark},
-      {"-m mark --mark " + taken + ' ' + comment("save takeover verdict") + ' ' + save, kNeedsMark},
-      {"-m connmark --mark " + taken + " -m conntrack --ctdir REPLY " +
-           comment("drop production side of taken flow") + " -j DROP",
-       kNeedsReplyDrop},
+  // Every packet of the hook passes here: native nft matches only (address, port), no comment
+  // (an xt match in iptables-nft), so traffic to other destinations costs one compare per
+  // endpoint. Goto: an undecided flow's packet leaves FLOW straight back to PREROUTING instead
+  // of running into the next (overlapping) endpoint's rule.
+  Chain pre{pre_name.table, pre_name.name, pre_name.hook, {}};
+  for (const Endpoint& e : cfg.protect) {
+    if (e.addr.family == family) {
+      pre.rules.push_back({endpoint_match(e) + " -g " + flow_name.name, kNeedsEndpoint});
+    }
+  }
+  rs.chains.push_back(std::move(pre));
+
+  Chain flow{flow_name.table, flow_name.name, flow_name.hook, {}};
+  flow.rules = {
       // A client SYN starts a new flow even when conntrack still holds an entry for the tuple:
       // after acmegw's RST (reply direction) the entry lingers in CLOSE and the kernel resyncs
       // it to the new handshake instead of replacing it (nf_conntrack_proto_tcp.c, IGNORE
       // case), so without this the new flow would inherit TAKEN (routed to a closed local
-      // socket) or PASS (a challenge on it would reach production).
+      // socket) or PASS (a challenge on it would reach production). The native flags compare
+      // comes first, so other packets never call the xt matches.
       {"-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! --mark " + masked(0, m.mask) +
            " -m conntrack --ctdir ORIGINAL " + comment("new connection on a decided tuple") +
            " -j CONNMARK --set-xmark " + masked(0, m.mask),
        kNeedsSynClear},
+      // Verdict marks of NF_REPEATed packets, saved before the connmark is read: a verdict
+      // always wins over what the connmark held (native compares: cheap for other packets).
+      {"-m mark --mark " + pass + ' ' + comment("save production verdict") + ' ' + save,
+       kNeedsMark},
+      {"-m mark --mark " + pass + ' ' + comment("production verdict saved") + " -j RETURN",
+       kNeedsMark},
+      {"-m mark --mark " + taken + ' ' + comment("save takeover verdict") + ' ' + save, kNeedsMark},
+      // The fast path: every later packet of a production flow ends here, after one xt match.
+      // No comment on purpose (it would be a second xt match per packet).
+      {"-m connmark --mark " + pass + " -j RETURN", kNeedsMark},
       {comment("restore flow decision") + " -j CONNMARK --restore-mark --nfmask " + hex(m.mask) +
            " --ctmask " + hex(m.mask),
        kNeedsMark},
-      {"-m mark --mark " + pass + ' ' + comment("production flow, fast path") + " -j RETURN",
-       kNeedsMark},
+      // Only if a client inside a protected prefix talks from a protected port: FORWARD drops
+      // production's side of a taken flow, but restore-mark above would route it to local.
+      {"-m mark --mark " + taken + " -m conntrack --ctdir REPLY " +
+           comment("drop production side of taken flow") + " -j DROP",
+       kNeedsTakenReplyDrop},
       {"-m mark --mark " + taken + ' ' + comment("taken flow, routed to local") + " -j ACCEPT",
        kNeedsMark},
   };
@@ -216,21 +257,22 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
     if (e.addr.family != family) {
       continue;
     }
+    const std::string established = endpoint_match(e) + ' ' + std::string{kEstablishedOriginal};
     if (e.protocol == classifier::Protocol::Http) {
       any_http = true;
-      pre.rules.push_back(
-          {endpoint_match(e) + ' ' + comment("protected http endpoint") + " -j " + http_chain,
+      flow.rules.push_back(
+          {established + ' ' + comment("protected http endpoint") + " -j " + http_name.name,
            kNeedsJump});
     } else {
-      pre.rules.push_back({endpoint_match(e) + ' ' + bpf_match(programs.payload_probe) + ' ' +
-                               comment("queue tls data of undecided flow") + ' ' + queue,
-                           kNeedsTlsQueue});
+      flow.rules.push_back({established + ' ' + bpf_match(programs.payload_probe) + ' ' +
+                                comment("queue tls data of undecided flow") + ' ' + queue,
+                            kNeedsTlsQueue});
     }
   }
-  rs.chains.push_back(std::move(pre));
+  rs.chains.push_back(std::move(flow));
 
   if (any_http) {
-    Chain http{names[1].table, http_chain, names[1].hook, {}};
+    Chain http{http_name.table, http_name.name, http_name.hook, {}};
     if (cfg.prefilter) {
       http.rules = {
           {"-m mark --mark " + masked(0, m.mask) + ' ' + bpf_match(programs.prefilter) + ' ' +
@@ -248,16 +290,16 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
     rs.chains.push_back(std::move(http));
   }
 
-  rs.chains.push_back(Chain{names[2].table,
-                            names[2].name,
-                            names[2].hook,
+  rs.chains.push_back(Chain{names[3].table,
+                            names[3].name,
+                            names[3].hook,
                             {{"-m mark --mark " + masked(m.rst, m.mask) + ' ' +
                                   comment("untracked reset to production") + " -j CT --notrack",
                               kNeedsNotrack}}});
   rs.chains.push_back(Chain{
-      names[3].table,
-      names[3].name,
-      names[3].hook,
+      names[4].table,
+      names[4].name,
+      names[4].hook,
       {{"-m connmark --mark " + taken + ' ' + comment("taken flow, never forwarded") + " -j DROP",
         kNeedsReplyDrop}}});
   return rs;
@@ -308,8 +350,12 @@ std::vector<PlanLine> plan_install(const FamilyRuleset& rs, std::string_view pre
       }
     }
     for (const Chain& c : rs.chains) {
-      if (c.table == table && !c.hook.empty() &&
-          st.count_rule(table, c.hook, jump_spec(c.name)) == 0) {
+      if (c.table != table || c.hook.empty()) {
+        continue;
+      }
+      append_jump_deletions(out, st, table, ChainName{c.table, c.name, c.hook},
+                            {legacy_jump_spec(c.name)});
+      if (st.count_rule(table, c.hook, jump_spec(c.name)) == 0) {
         out.push_back({"-I " + std::string{c.hook} + " 1 " + jump_spec(c.name), kNeedsChain});
       }
     }

@@ -3,23 +3,31 @@
 // remove it: iptables-restore --noflush input and `ip rule`/`ip route` argv lists. No syscalls,
 // no process spawning: gateway/rules/install.hpp runs the plans.
 //
-// Per family (iptables / ip6tables), only when the config protects an endpoint of that family:
+// Per family (iptables / ip6tables), only when the config protects an endpoint of that family.
+// Built for the per-packet cost: in iptables-nft addresses, ports, TCP flags and `-m mark` are
+// native nft compares, while connmark, conntrack, comment and bpf are xt matches (one indirect
+// call each). A packet of a decided production flow meets one xt match; its reply direction,
+// and traffic to unprotected destinations, none in mangle (FORWARD's TAKEN drop is the one).
 //
-//   mangle PREROUTING ─(inserted first)─▶ PFX-PRE
-//     1 mark PASS/M   → CONNMARK --save-mark      verdict marks of NF_REPEATed packets are saved
-//     2 mark TAKEN/M  → CONNMARK --save-mark        before restore-mark could overwrite them
-//     3 connmark TAKEN/M, ctdir REPLY → DROP       production's side of a taken-over flow
-//     4 → CONNMARK --restore-mark                  flow decision (or HOLD) onto the packet
-//     5 mark PASS/M   → RETURN                     production: rest of the table as without us
-//     6 mark TAKEN/M  → ACCEPT                     taken: keep the mark for the policy route
-//     7 per http endpoint: -d NET -p tcp --dport P, ESTABLISHED ORIGINAL → PFX-HTTP
+//   mangle PREROUTING ─(inserted first, no match)─▶ PFX-PRE
+//     per endpoint: -d NET -p tcp --dport P → goto PFX-FLOW     (native; no comment)
+//   PFX-FLOW
+//     1 SYN, connmark != 0, ctdir ORIGINAL → CONNMARK 0   a new flow on a decided tuple
+//     2 mark PASS/M   → CONNMARK --save-mark             the NF_REPEATed production verdict
+//     3 mark PASS/M   → RETURN
+//     4 mark TAKEN/M  → CONNMARK --save-mark             the NF_REPEATed takeover verdict
+//     5 connmark PASS/M → RETURN                         production: the fast path (no comment)
+//     6 → CONNMARK --restore-mark                        TAKEN or HOLD onto the packet
+//     7 mark TAKEN/M, ctdir REPLY → DROP                 production's side (client in NET:P only)
+//     8 mark TAKEN/M  → ACCEPT                           taken: keep the mark for the policy route
+//     9 per http endpoint: -d NET -p tcp --dport P, ESTABLISHED ORIGINAL → PFX-HTTP
 //       per tls endpoint:  same + payload probe → NFQUEUE
 //   PFX-HTTP
 //     1 mark 0/M + prefilter (xt_bpf) → MARK PASS   first segment cannot start a challenge
 //     2 mark PASS/M → CONNMARK --save-mark           (1-3 only with the prefilter on; HOLD flows
 //     3 mark PASS/M → RETURN                          have mark HOLD and skip 1)
 //     4 payload probe (xt_bpf) → NFQUEUE --queue-bypass   data segments of undecided flows
-//   filter FORWARD ─▶ PFX-FWD: connmark TAKEN/M → DROP
+//   filter FORWARD ─▶ PFX-FWD: connmark TAKEN/M → DROP    production's side of a taken flow
 //   raw OUTPUT ─▶ PFX-OUT: mark RST/M → CT --notrack    the spoofed RST must not touch conntrack
 //   ip rule pref R fwmark TAKEN/M lookup T; ip route local 0.0.0.0/0 (::/0) dev lo table T
 //
@@ -53,7 +61,7 @@ struct Rule {
 // One of our chains and the built-in chain that jumps to it.
 struct Chain {
   std::string_view table;  // "mangle", "raw", "filter"
-  std::string name;        // PFX-PRE, PFX-HTTP, PFX-FWD, PFX-OUT
+  std::string name;        // PFX-PRE, PFX-FLOW, PFX-HTTP, PFX-FWD, PFX-OUT
   std::string_view hook;   // built-in chain holding the jump; "" for chains reached from ours
   std::vector<Rule> rules;
 };
@@ -65,9 +73,6 @@ struct FamilyRuleset {
 
 // Tables in the order the restore input and `print` list them.
 inline constexpr std::string_view kTables[] = {"mangle", "raw", "filter"};
-
-// Comment on the jump rules; with the chain name it identifies what install added.
-inline constexpr std::string_view kJumpComment = "acmegw";
 
 // Names of all chains acmegw may own under `prefix` (used by remove even when the current config
 // would not create some of them, e.g. after the prefilter or all TLS endpoints were dropped).
@@ -85,7 +90,9 @@ struct ChainName {
 [[nodiscard]] FamilyRuleset build_ruleset(const gateway::Config& cfg, packet::Family family,
                                           const BpfPrograms& programs);
 
-// The jump rule spec placed in `hook` for `chain` (canonical, without "-A HOOK").
+// The jump rule spec placed in `hook` for `chain` (canonical, without "-A HOOK"): no match at
+// all, so the hook costs no xt call per packet; the target (a chain named after our prefix) is
+// what identifies it as ours.
 [[nodiscard]] std::string jump_spec(std::string_view chain);
 
 // The ruleset as iptables-save prints it (tables in kTables order, each "*table", chain

@@ -24,7 +24,7 @@ import tempfile
 
 NS = f"agwR{os.getpid()}"
 PREFIX = "ACMEGW"
-OURS = (f"{PREFIX}-PRE", f"{PREFIX}-HTTP", f"{PREFIX}-OUT", f"{PREFIX}-FWD")
+OURS = (f"{PREFIX}-PRE", f"{PREFIX}-FLOW", f"{PREFIX}-HTTP", f"{PREFIX}-OUT", f"{PREFIX}-FWD")
 
 FLAGS_V4V6 = ["--protect", "203.0.113.10", "--protect", "198.51.100.0/24:8080",
               "--protect", "tls://203.0.113.10:443", "--protect", "[2001:db8::10]:80",

@@ -52,49 +52,54 @@ TEST_CASE("ruleset: IPv4 with defaults, http + tls endpoints, one queue", "[rule
   const std::string expected =
       "*mangle\n"
       ":ACMEGW-PRE - [0:0]\n"
+      ":ACMEGW-FLOW - [0:0]\n"
       ":ACMEGW-HTTP - [0:0]\n"
-      "-A PREROUTING -m comment --comment acmegw -j ACMEGW-PRE\n"
-      "-A ACMEGW-PRE -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: save "
+      "-A PREROUTING -j ACMEGW-PRE\n"
+      "-A ACMEGW-PRE -d 203.0.113.10/32 -p tcp -m tcp --dport 80 -g ACMEGW-FLOW\n"
+      "-A ACMEGW-PRE -d 198.51.100.0/24 -p tcp -m tcp --dport 8443 -g ACMEGW-FLOW\n"
+      "-A ACMEGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! --mark "
+      "0x0/0xf00000 -m conntrack --ctdir ORIGINAL -m comment --comment \"acmegw: new "
+      "connection on a decided tuple\" -j CONNMARK --set-xmark 0x0/0xf00000\n"
+      "-A ACMEGW-FLOW -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: save "
       "production verdict\" -j CONNMARK --save-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
-      "-A ACMEGW-PRE -m mark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: save "
+      "-A ACMEGW-FLOW -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: "
+      "production verdict saved\" -j RETURN\n"
+      "-A ACMEGW-FLOW -m mark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: save "
       "takeover verdict\" -j CONNMARK --save-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
-      "-A ACMEGW-PRE -m connmark --mark 0x200000/0xf00000 -m conntrack --ctdir REPLY -m comment "
-      "--comment \"acmegw: drop production side of taken flow\" -j DROP\n"
-      "-A ACMEGW-PRE -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! --mark "
-      "0x0/0xf00000 -m conntrack --ctdir ORIGINAL -m comment --comment \"acmegw: new connection "
-      "on a decided tuple\" -j CONNMARK --set-xmark 0x0/0xf00000\n"
-      "-A ACMEGW-PRE -m comment --comment \"acmegw: restore flow decision\" -j CONNMARK "
+      "-A ACMEGW-FLOW -m connmark --mark 0x100000/0xf00000 -j RETURN\n"
+      "-A ACMEGW-FLOW -m comment --comment \"acmegw: restore flow decision\" -j CONNMARK "
       "--restore-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
-      "-A ACMEGW-PRE -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: production "
-      "flow, fast path\" -j RETURN\n"
-      "-A ACMEGW-PRE -m mark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: taken flow, "
-      "routed to local\" -j ACCEPT\n"
-      "-A ACMEGW-PRE -d 203.0.113.10/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate "
-      "ESTABLISHED --ctdir ORIGINAL -m comment --comment \"acmegw: protected http endpoint\" -j "
-      "ACMEGW-HTTP\n"
-      "-A ACMEGW-PRE -d 198.51.100.0/24 -p tcp -m tcp --dport 8443 -m conntrack --ctstate "
+      "-A ACMEGW-FLOW -m mark --mark 0x200000/0xf00000 -m conntrack --ctdir REPLY -m comment "
+      "--comment \"acmegw: drop production side of taken flow\" -j DROP\n"
+      "-A ACMEGW-FLOW -m mark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: taken "
+      "flow, routed to local\" -j ACCEPT\n"
+      "-A ACMEGW-FLOW -d 203.0.113.10/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate "
+      "ESTABLISHED --ctdir ORIGINAL -m comment --comment \"acmegw: protected http endpoint\" "
+      "-j ACMEGW-HTTP\n"
+      "-A ACMEGW-FLOW -d 198.51.100.0/24 -p tcp -m tcp --dport 8443 -m conntrack --ctstate "
       "ESTABLISHED --ctdir ORIGINAL -m bpf --bytecode \"1,6 0 0 1\" -m comment --comment "
       "\"acmegw: queue tls data of undecided flow\" -j NFQUEUE --queue-num 0 --queue-bypass\n"
       "-A ACMEGW-HTTP -m mark --mark 0x0/0xf00000 -m bpf --bytecode \"1,6 0 0 0\" -m comment "
-      "--comment \"acmegw: prefilter, not a challenge\" -j MARK --set-xmark 0x100000/0xf00000\n"
+      "--comment \"acmegw: prefilter, not a challenge\" -j MARK --set-xmark "
+      "0x100000/0xf00000\n"
       "-A ACMEGW-HTTP -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: save "
       "prefilter verdict\" -j CONNMARK --save-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
-      "-A ACMEGW-HTTP -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: prefilter "
-      "passed, fast path\" -j RETURN\n"
-      "-A ACMEGW-HTTP -m bpf --bytecode \"1,6 0 0 1\" -m comment --comment \"acmegw: queue http "
-      "data of undecided flow\" -j NFQUEUE --queue-num 0 --queue-bypass\n"
+      "-A ACMEGW-HTTP -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: "
+      "prefilter passed, fast path\" -j RETURN\n"
+      "-A ACMEGW-HTTP -m bpf --bytecode \"1,6 0 0 1\" -m comment --comment \"acmegw: queue "
+      "http data of undecided flow\" -j NFQUEUE --queue-num 0 --queue-bypass\n"
       "COMMIT\n"
       "*raw\n"
       ":ACMEGW-OUT - [0:0]\n"
-      "-A OUTPUT -m comment --comment acmegw -j ACMEGW-OUT\n"
-      "-A ACMEGW-OUT -m mark --mark 0x400000/0xf00000 -m comment --comment \"acmegw: untracked "
-      "reset to production\" -j CT --notrack\n"
+      "-A OUTPUT -j ACMEGW-OUT\n"
+      "-A ACMEGW-OUT -m mark --mark 0x400000/0xf00000 -m comment --comment \"acmegw: "
+      "untracked reset to production\" -j CT --notrack\n"
       "COMMIT\n"
       "*filter\n"
       ":ACMEGW-FWD - [0:0]\n"
-      "-A FORWARD -m comment --comment acmegw -j ACMEGW-FWD\n"
-      "-A ACMEGW-FWD -m connmark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: taken "
-      "flow, never forwarded\" -j DROP\n"
+      "-A FORWARD -j ACMEGW-FWD\n"
+      "-A ACMEGW-FWD -m connmark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: "
+      "taken flow, never forwarded\" -j DROP\n"
       "COMMIT\n";
   CHECK(render_save(build_ruleset(cfg, Family::V4, kFake)) == expected);
 }
@@ -110,38 +115,41 @@ TEST_CASE("ruleset: IPv6, custom masks, queue balance, prefix, no prefilter", "[
   const std::string expected =
       "*mangle\n"
       ":AGW-PRE - [0:0]\n"
+      ":AGW-FLOW - [0:0]\n"
       ":AGW-HTTP - [0:0]\n"
-      "-A PREROUTING -m comment --comment acmegw -j AGW-PRE\n"
-      "-A AGW-PRE -m mark --mark 0x100/0xff00 -m comment --comment \"acmegw: save production "
+      "-A PREROUTING -j AGW-PRE\n"
+      "-A AGW-PRE -d 2001:db8::/64 -p tcp -m tcp --dport 8080 -g AGW-FLOW\n"
+      "-A AGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! --mark "
+      "0x0/0xff00 -m conntrack --ctdir ORIGINAL -m comment --comment \"acmegw: new "
+      "connection on a decided tuple\" -j CONNMARK --set-xmark 0x0/0xff00\n"
+      "-A AGW-FLOW -m mark --mark 0x100/0xff00 -m comment --comment \"acmegw: save "
+      "production verdict\" -j CONNMARK --save-mark --nfmask 0xff00 --ctmask 0xff00\n"
+      "-A AGW-FLOW -m mark --mark 0x100/0xff00 -m comment --comment \"acmegw: production "
+      "verdict saved\" -j RETURN\n"
+      "-A AGW-FLOW -m mark --mark 0x200/0xff00 -m comment --comment \"acmegw: save takeover "
       "verdict\" -j CONNMARK --save-mark --nfmask 0xff00 --ctmask 0xff00\n"
-      "-A AGW-PRE -m mark --mark 0x200/0xff00 -m comment --comment \"acmegw: save takeover "
-      "verdict\" -j CONNMARK --save-mark --nfmask 0xff00 --ctmask 0xff00\n"
-      "-A AGW-PRE -m connmark --mark 0x200/0xff00 -m conntrack --ctdir REPLY -m comment "
-      "--comment \"acmegw: drop production side of taken flow\" -j DROP\n"
-      "-A AGW-PRE -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! --mark 0x0/0xff00 "
-      "-m conntrack --ctdir ORIGINAL -m comment --comment \"acmegw: new connection on a decided "
-      "tuple\" -j CONNMARK --set-xmark 0x0/0xff00\n"
-      "-A AGW-PRE -m comment --comment \"acmegw: restore flow decision\" -j CONNMARK "
+      "-A AGW-FLOW -m connmark --mark 0x100/0xff00 -j RETURN\n"
+      "-A AGW-FLOW -m comment --comment \"acmegw: restore flow decision\" -j CONNMARK "
       "--restore-mark --nfmask 0xff00 --ctmask 0xff00\n"
-      "-A AGW-PRE -m mark --mark 0x100/0xff00 -m comment --comment \"acmegw: production flow, "
-      "fast path\" -j RETURN\n"
-      "-A AGW-PRE -m mark --mark 0x200/0xff00 -m comment --comment \"acmegw: taken flow, routed "
-      "to local\" -j ACCEPT\n"
-      "-A AGW-PRE -d 2001:db8::/64 -p tcp -m tcp --dport 8080 -m conntrack --ctstate "
-      "ESTABLISHED --ctdir ORIGINAL -m comment --comment \"acmegw: protected http endpoint\" -j "
-      "AGW-HTTP\n"
+      "-A AGW-FLOW -m mark --mark 0x200/0xff00 -m conntrack --ctdir REPLY -m comment "
+      "--comment \"acmegw: drop production side of taken flow\" -j DROP\n"
+      "-A AGW-FLOW -m mark --mark 0x200/0xff00 -m comment --comment \"acmegw: taken flow, "
+      "routed to local\" -j ACCEPT\n"
+      "-A AGW-FLOW -d 2001:db8::/64 -p tcp -m tcp --dport 8080 -m conntrack --ctstate "
+      "ESTABLISHED --ctdir ORIGINAL -m comment --comment \"acmegw: protected http endpoint\" "
+      "-j AGW-HTTP\n"
       "-A AGW-HTTP -m bpf --bytecode \"1,6 0 0 1\" -m comment --comment \"acmegw: queue http "
       "data of undecided flow\" -j NFQUEUE --queue-balance 4:6 --queue-bypass\n"
       "COMMIT\n"
       "*raw\n"
       ":AGW-OUT - [0:0]\n"
-      "-A OUTPUT -m comment --comment acmegw -j AGW-OUT\n"
+      "-A OUTPUT -j AGW-OUT\n"
       "-A AGW-OUT -m mark --mark 0x400/0xff00 -m comment --comment \"acmegw: untracked reset "
       "to production\" -j CT --notrack\n"
       "COMMIT\n"
       "*filter\n"
       ":AGW-FWD - [0:0]\n"
-      "-A FORWARD -m comment --comment acmegw -j AGW-FWD\n"
+      "-A FORWARD -j AGW-FWD\n"
       "-A AGW-FWD -m connmark --mark 0x200/0xff00 -m comment --comment \"acmegw: taken flow, "
       "never forwarded\" -j DROP\n"
       "COMMIT\n";
@@ -159,25 +167,30 @@ TEST_CASE("plan_install: fresh system inserts jumps first and declares every cha
   const Config cfg = config({"192.0.2.1"});
   const auto rs = build_ruleset(cfg, Family::V4, kFake);
   const auto lines = texts(plan_install(rs, "ACMEGW", ""));
-  // mangle: header, 2 declarations, jump, 8 PRE + 4 HTTP rules, COMMIT; raw and filter: 5 each.
-  REQUIRE(lines.size() == 17 + 5 + 5);
+  // mangle: header, 3 declarations, jump, 1 PRE + 9 FLOW + 4 HTTP rules, COMMIT; raw and
+  // filter: 5 each.
+  REQUIRE(lines.size() == 20 + 5 + 5);
   CHECK(lines[0] == "*mangle");
   CHECK(lines[1] == ":ACMEGW-PRE - [0:0]");
-  CHECK(lines[2] == ":ACMEGW-HTTP - [0:0]");
-  CHECK(lines[3] == "-I PREROUTING 1 -m comment --comment acmegw -j ACMEGW-PRE");
-  CHECK(lines[4].starts_with("-A ACMEGW-PRE -m mark --mark 0x100000/0xf00000"));
-  CHECK(lines[16] == "COMMIT");
-  CHECK(lines[17] == "*raw");
-  CHECK(lines[18] == ":ACMEGW-OUT - [0:0]");
-  CHECK(lines[19] == "-I OUTPUT 1 -m comment --comment acmegw -j ACMEGW-OUT");
-  CHECK(lines[21] == "COMMIT");
-  CHECK(lines[22] == "*filter");
-  CHECK(lines[24] == "-I FORWARD 1 -m comment --comment acmegw -j ACMEGW-FWD");
+  CHECK(lines[2] == ":ACMEGW-FLOW - [0:0]");
+  CHECK(lines[3] == ":ACMEGW-HTTP - [0:0]");
+  CHECK(lines[4] == "-I PREROUTING 1 -j ACMEGW-PRE");
+  CHECK(lines[5] == "-A ACMEGW-PRE -d 192.0.2.1/32 -p tcp -m tcp --dport 80 -g ACMEGW-FLOW");
+  CHECK(lines[6].starts_with("-A ACMEGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN "));
+  CHECK(lines[19] == "COMMIT");
+  CHECK(lines[20] == "*raw");
+  CHECK(lines[21] == ":ACMEGW-OUT - [0:0]");
+  CHECK(lines[22] == "-I OUTPUT 1 -j ACMEGW-OUT");
+  CHECK(lines[24] == "COMMIT");
+  CHECK(lines[25] == "*filter");
+  CHECK(lines[27] == "-I FORWARD 1 -j ACMEGW-FWD");
   CHECK(lines.back() == "COMMIT");
 }
 
-TEST_CASE("plan_install: existing jumps are kept, a chain no longer used is removed", "[rules]") {
-  // Previously installed with an http endpoint; now only a TLS endpoint: PFX-HTTP is stale.
+TEST_CASE("plan_install: current jumps are kept, legacy jumps replaced, stale chains removed",
+          "[rules]") {
+  // Installed by an older acmegw (jump with a comment) with an http endpoint; now only a TLS
+  // endpoint: PFX-HTTP is stale and the PREROUTING jump is replaced by the comment-less form.
   const std::string current =
       "# Generated by iptables-save v1.8.9 (nf_tables)\n"
       "*mangle\n"
@@ -191,53 +204,63 @@ TEST_CASE("plan_install: existing jumps are kept, a chain no longer used is remo
       "*raw\n"
       ":OUTPUT ACCEPT [0:0]\n"
       ":ACMEGW-OUT - [0:0]\n"
-      "-A OUTPUT -m comment --comment acmegw -j ACMEGW-OUT\n"
+      "-A OUTPUT -j ACMEGW-OUT\n"
       "COMMIT\n";
   const Config cfg = config({"tls://192.0.2.1:443"});
   const auto lines = texts(plan_install(build_ruleset(cfg, Family::V4, kFake), "ACMEGW", current));
-  REQUIRE(lines.size() == 13 + 4 + 5);
+  REQUIRE(lines.size() == 18 + 4 + 5);
   CHECK(lines[0] == "*mangle");
-  CHECK(lines[1] == ":ACMEGW-PRE - [0:0]");       // flushes PRE, which drops its jump to HTTP
-  CHECK(lines[2].starts_with("-A ACMEGW-PRE "));  // no -I: the jump exists
-  CHECK(lines[9].find("--dport 443") != std::string::npos);
-  CHECK(lines[10] == "-F ACMEGW-HTTP");
-  CHECK(lines[11] == "-X ACMEGW-HTTP");
-  CHECK(lines[12] == "COMMIT");
-  CHECK(lines[13] == "*raw");
-  CHECK(lines[14] == ":ACMEGW-OUT - [0:0]");
-  CHECK(lines[15].starts_with("-A ACMEGW-OUT "));
-  CHECK(lines[17] == "*filter");
-  CHECK(lines[19] == "-I FORWARD 1 -m comment --comment acmegw -j ACMEGW-FWD");
+  CHECK(lines[1] == ":ACMEGW-PRE - [0:0]");  // flushes PRE, which drops its jump to HTTP
+  CHECK(lines[2] == ":ACMEGW-FLOW - [0:0]");
+  CHECK(lines[3] == "-D PREROUTING -m comment --comment acmegw -j ACMEGW-PRE");
+  CHECK(lines[4] == "-I PREROUTING 1 -j ACMEGW-PRE");
+  CHECK(lines[5] == "-A ACMEGW-PRE -d 192.0.2.1/32 -p tcp -m tcp --dport 443 -g ACMEGW-FLOW");
+  CHECK(lines[14].find("--dport 443") != std::string::npos);
+  CHECK(lines[14].find("-j NFQUEUE") != std::string::npos);
+  CHECK(lines[15] == "-F ACMEGW-HTTP");
+  CHECK(lines[16] == "-X ACMEGW-HTTP");
+  CHECK(lines[17] == "COMMIT");
+  CHECK(lines[18] == "*raw");
+  CHECK(lines[19] == ":ACMEGW-OUT - [0:0]");
+  CHECK(lines[20].starts_with("-A ACMEGW-OUT "));  // no -I: the jump exists
+  CHECK(lines[22] == "*filter");
+  CHECK(lines[24] == "-I FORWARD 1 -j ACMEGW-FWD");
 }
 
 TEST_CASE("plan_remove: deletes every jump (also duplicates), flushes, then deletes", "[rules]") {
   const std::string current =
       "*mangle\n"
       ":PREROUTING ACCEPT [5:300]\n"
+      ":ACMEGW-FLOW - [0:0]\n"
       ":ACMEGW-HTTP - [0:0]\n"
       ":ACMEGW-PRE - [0:0]\n"
       ":OTHER-PRE - [0:0]\n"
       "[3:180] -A PREROUTING -m comment --comment acmegw -j ACMEGW-PRE\n"
       "[0:0] -A PREROUTING -m comment --comment acmegw -j ACMEGW-PRE\n"
-      "[0:0] -A PREROUTING -j OTHER-PRE\n"
-      "[0:0] -A ACMEGW-PRE -d 192.0.2.1/32 -j ACMEGW-HTTP\n"
+      "[9:540] -A PREROUTING -j ACMEGW-PRE\n"
+      "[0:0] -A PREROUTING -p udp -j OTHER-PRE\n"
+      "[0:0] -A ACMEGW-PRE -d 192.0.2.1/32 -g ACMEGW-FLOW\n"
+      "[0:0] -A ACMEGW-FLOW -d 192.0.2.1/32 -j ACMEGW-HTTP\n"
       "COMMIT\n"
       "*filter\n"
       ":FORWARD ACCEPT [0:0]\n"
       ":ACMEGW-FWD - [0:0]\n"
-      "-A FORWARD -m comment --comment acmegw -j ACMEGW-FWD\n"
+      "-A FORWARD -j ACMEGW-FWD\n"
       "COMMIT\n";
   const std::vector<std::string> expected = {
       "*mangle",
+      "-D PREROUTING -j ACMEGW-PRE",
       "-D PREROUTING -m comment --comment acmegw -j ACMEGW-PRE",
       "-D PREROUTING -m comment --comment acmegw -j ACMEGW-PRE",
       "-F ACMEGW-PRE",
+      "-F ACMEGW-FLOW",
       "-F ACMEGW-HTTP",
       "-X ACMEGW-PRE",
+      "-X ACMEGW-FLOW",
       "-X ACMEGW-HTTP",
       "COMMIT",
       "*filter",
-      "-D FORWARD -m comment --comment acmegw -j ACMEGW-FWD",
+      "-D FORWARD -j ACMEGW-FWD",
       "-F ACMEGW-FWD",
       "-X ACMEGW-FWD",
       "COMMIT",
@@ -245,7 +268,7 @@ TEST_CASE("plan_remove: deletes every jump (also duplicates), flushes, then dele
   CHECK(texts(plan_remove("ACMEGW", current)) == expected);
   CHECK(plan_remove("ACMEGW", "*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n").empty());
   CHECK(plan_remove("ACMEGW", "").empty());
-  // OTHER-PRE's jump was not added by install (no acmegw comment): it is left alone, so the -X
+  // OTHER-PRE's jump is not one install writes (it has a match): it is left alone, so the -X
   // fails loudly in iptables-restore instead of deleting somebody else's rule.
   CHECK(texts(plan_remove("OTHER", current)) ==
         std::vector<std::string>{"*mangle", "-F OTHER-PRE", "-X OTHER-PRE", "COMMIT"});
@@ -254,21 +277,22 @@ TEST_CASE("plan_remove: deletes every jump (also duplicates), flushes, then dele
 TEST_CASE("explain_restore_error: maps the failing input line to the modules it needs", "[rules]") {
   const Config cfg = config({"192.0.2.1"});
   const auto plan = plan_install(build_ruleset(cfg, Family::V4, kFake), "ACMEGW", "");
-  // Line 13 is the prefilter rule (header, 2 declarations, jump, 8 PRE rules, then HTTP).
-  REQUIRE(plan[12].text.find("prefilter, not a challenge") != std::string::npos);
+  // Line 16 is the prefilter rule (header, 3 declarations, jump, 1 PRE + 9 FLOW rules, then
+  // HTTP).
+  REQUIRE(plan[15].text.find("prefilter, not a challenge") != std::string::npos);
   const std::string nft =
-      "iptables-restore v1.8.9 (nf_tables): \nline 13: RULE_APPEND failed (No such file or "
+      "iptables-restore v1.8.9 (nf_tables): \nline 16: RULE_APPEND failed (No such file or "
       "directory): rule in chain ACMEGW-HTTP\n";
   const std::string why = explain_restore_error(plan, nft);
   CHECK(why.starts_with("rule `-A ACMEGW-HTTP -m mark --mark 0x0/0xf00000 -m bpf"));
   CHECK(
-      why.find("(input line 13) was rejected; it needs: xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF)") !=
+      why.find("(input line 16) was rejected; it needs: xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF)") !=
       std::string::npos);
-  CHECK(explain_restore_error(plan, "Couldn't load match `bpf'\n\nError occurred at line: 13\n") ==
+  CHECK(explain_restore_error(plan, "Couldn't load match `bpf'\n\nError occurred at line: 16\n") ==
         why);
-  CHECK(explain_restore_error(plan, "iptables-restore: line 13 failed\n") == why);
-  CHECK(explain_restore_error(plan, "Error occurred at line: 17\n")
-            .starts_with("the kernel rejected the table committed at input line 17"));
+  CHECK(explain_restore_error(plan, "iptables-restore: line 16 failed\n") == why);
+  CHECK(explain_restore_error(plan, "Error occurred at line: 20\n")
+            .starts_with("the kernel rejected the table committed at input line 20"));
   CHECK(explain_restore_error(plan, "no line number here").empty());
   CHECK(explain_restore_error(plan, "line 999: out of range").empty());
   CHECK(explain_restore_error(plan, "line 0: nonsense").empty());
