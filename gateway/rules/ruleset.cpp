@@ -146,6 +146,52 @@ void append_removal(std::vector<PlanLine>& out, const SaveState& st, std::string
   }
 }
 
+// ---- Policy "drop" (docs/rules.md "Policy drop"). Kept apart from build_ruleset() so the rest of
+// the ruleset reads the same with any policy: it only inserts into the finished chains.
+
+constexpr std::string_view kNeedsDrop = "xt_connmark, xt_comment";
+
+// Index just past the first rule of `chain` whose comment is `text`, or the chain's end.
+std::size_t after_comment(const Chain& chain, std::string_view text) {
+  const std::string c = comment(text);
+  const auto it = std::find_if(chain.rules.begin(), chain.rules.end(),
+                               [&](const Rule& r) { return r.spec.find(c) != std::string::npos; });
+  return it == chain.rules.end() ? chain.rules.size()
+                                 : static_cast<std::size_t>(it - chain.rules.begin()) + 1;
+}
+
+// With policy drop: PFX-PRE saves the DROP verdict mark with the other verdicts and, once the
+// new-connection rule had its chance to clear a stale decision on a client SYN, drops every
+// packet of a DROP flow (both directions) before restore-mark; PFX-FWD drops them as well
+// (production's answers, whatever the routing says). Without it, nothing changes.
+void add_drop_policy_rules(const Config& cfg, FamilyRuleset& rs) {
+  if (cfg.policy != gateway::Policy::Drop || rs.chains.empty()) {
+    return;
+  }
+  const gateway::Marks& m = cfg.marks;
+  const std::string drop = masked(m.drop, m.mask);
+  const std::string save =
+      "-j CONNMARK --save-mark --nfmask " + hex(m.mask) + " --ctmask " + hex(m.mask);
+  for (Chain& chain : rs.chains) {
+    if (chain.name == chain_name(cfg.chain_prefix, "PRE")) {
+      const auto save_at = after_comment(chain, "save takeover verdict");
+      chain.rules.insert(chain.rules.begin() + static_cast<std::ptrdiff_t>(save_at),
+                         {"-m mark --mark " + drop + ' ' + comment("save drop verdict") + ' ' + save,
+                          kNeedsMark});
+      const auto drop_at = after_comment(chain, "new connection on a decided tuple");
+      chain.rules.insert(
+          chain.rules.begin() + static_cast<std::ptrdiff_t>(drop_at),
+          {"-m connmark --mark " + drop + ' ' + comment("dropped flow (policy drop)") + " -j DROP",
+           kNeedsDrop});
+    } else if (chain.name == chain_name(cfg.chain_prefix, "FWD")) {
+      chain.rules.push_back(
+          {"-m connmark --mark " + drop + ' ' + comment("dropped flow, never forwarded") +
+               " -j DROP",
+           kNeedsDrop});
+    }
+  }
+}
+
 }  // namespace
 
 BpfPrograms default_programs(Family family) {
@@ -260,6 +306,7 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
       names[3].hook,
       {{"-m connmark --mark " + taken + ' ' + comment("taken flow, never forwarded") + " -j DROP",
         kNeedsReplyDrop}}});
+  add_drop_policy_rules(cfg, rs);
   return rs;
 }
 

@@ -20,6 +20,11 @@
 //     3 mark PASS/M → RETURN                          have mark HOLD and skip 1)
 //     4 payload probe (xt_bpf) → NFQUEUE --queue-bypass   data segments of undecided flows
 //   filter FORWARD ─▶ PFX-FWD: connmark TAKEN/M → DROP
+//   only with policy "drop" (add_drop_policy_rules in ruleset.cpp):
+//     PFX-PRE  after 2: mark DROP/M → CONNMARK --save-mark   the DROP verdict mark, saved
+//              before 4, after the "new connection on a decided tuple" SYN rule (which clears
+//              a stale decision first): connmark DROP/M → DROP  every later packet, both ways
+//     PFX-FWD  connmark DROP/M → DROP                          never forwarded
 //   raw OUTPUT ─▶ PFX-OUT: mark RST/M → CT --notrack    the spoofed RST must not touch conntrack
 //   ip rule pref R fwmark TAKEN/M lookup T; ip route local 0.0.0.0/0 (::/0) dev lo table T
 //
