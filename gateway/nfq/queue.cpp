@@ -2,8 +2,8 @@
 
 #include <arpa/inet.h>
 #include <algorithm>
-#include <cstdlib>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -276,9 +276,10 @@ void Queue::on_packet(const nlmsghdr* nlh) noexcept {
   // carrying one must never be queued again. If the ruleset is wrong, end the loop here (a
   // dropped flow stays dropped).
   const std::uint32_t ours = q->mark & m.mask;
-  if (ours == m.pass || ours == m.taken || ours == m.drop) {
+  const bool dropped = uses_drop_mark() && ours == m.drop;
+  if (ours == m.pass || ours == m.taken || dropped) {
     stats_.requeued_marked.inc();
-    verdicts_.put(q->id, ours == m.drop ? NF_DROP : NF_ACCEPT, std::nullopt);
+    verdicts_.put(q->id, dropped ? NF_DROP : NF_ACCEPT, std::nullopt);
     pending.done();
     return;
   }
@@ -375,7 +376,7 @@ flow::Decided Queue::decided_of(std::uint32_t value) const noexcept {
   if (value == cfg_.marks.taken) {
     return flow::Decided::Taken;
   }
-  return value == cfg_.marks.drop ? flow::Decided::Drop : flow::Decided::Pass;
+  return uses_drop_mark() && value == cfg_.marks.drop ? flow::Decided::Drop : flow::Decided::Pass;
 }
 
 void Queue::release(const flow::Result& r, std::uint32_t value, flow::Cause cause) noexcept {

@@ -41,7 +41,7 @@ struct TakeoverOptions {
   std::uint32_t mark_mask = 0;
   std::uint32_t pass_mark = 0;
   std::uint32_t taken_mark = 0;
-  std::uint32_t drop_mark = 0;
+  std::uint32_t drop_mark = 0;  // policy drop only; 0 = none
   backends::SessionConfig session;
 };
 
