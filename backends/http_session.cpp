@@ -159,8 +159,7 @@ class Session : public std::enable_shared_from_this<Session> {
       stats_.malformed_reset.fetch_add(1, std::memory_order_relaxed);
       return abort();
     }
-    const HttpsRedirect r =
-        https_redirect_for({reinterpret_cast<const char*>(in_.data()), *end});
+    const HttpsRedirect r = https_redirect_for({reinterpret_cast<const char*>(in_.data()), *end});
     format_https_redirect(r, out_);
     switch (r.kind) {
       case HttpsRedirect::Kind::Malformed:
@@ -176,8 +175,7 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         asio::async_write(
             client_, asio::buffer(out_),
-            [self = shared_from_this(), consumed = *end](boost::system::error_code e,
-                                                         std::size_t) {
+            [self = shared_from_this(), consumed = *end](boost::system::error_code e, std::size_t) {
               self->on_response_written(e, consumed);
             });
         return;

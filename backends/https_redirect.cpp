@@ -84,9 +84,8 @@ std::optional<RequestHead> parse_head(std::string_view head) {
   const std::string_view method = line->substr(0, sp1);
   r.target = line->substr(sp1 + 1, sp2 - sp1 - 1);
   const std::string_view version = line->substr(sp2 + 1);
-  if (method.empty() || !std::all_of(method.begin(), method.end(), is_tchar) ||
-      r.target.empty() || !is_visible(r.target) ||
-      (version != "HTTP/1.1" && version != "HTTP/1.0")) {
+  if (method.empty() || !std::all_of(method.begin(), method.end(), is_tchar) || r.target.empty() ||
+      !is_visible(r.target) || (version != "HTTP/1.1" && version != "HTTP/1.0")) {
     return std::nullopt;
   }
   r.http11 = version == "HTTP/1.1";
@@ -127,7 +126,7 @@ bool starts_with_nocase(std::string_view s, std::string_view lower_prefix) noexc
 std::optional<std::string> absolute_location(std::string_view target) {
   const std::size_t scheme = starts_with_nocase(target, "http://")    ? 7
                              : starts_with_nocase(target, "https://") ? 8
-                                                                       : 0;
+                                                                      : 0;
   if (scheme == 0) {
     return std::nullopt;
   }

@@ -477,9 +477,10 @@ void validate_policy(const Config& cfg, bool need_endpoints, Fail& fail) {
   }
   if (cfg.policy == Policy::RedirectHttps && cfg.backend &&
       cfg.backend->kind == BackendKind::Relay && cfg.routes.empty()) {
-    fail("policy", "policy \"redirect-https\" needs an answering backend: a relay backend takes "
-                   "whole connections to the validation host, so acmegw could not answer "
-                   "the redirects");
+    fail("policy",
+         "policy \"redirect-https\" needs an answering backend: a relay backend takes "
+         "whole connections to the validation host, so acmegw could not answer "
+         "the redirects");
   }
 }
 

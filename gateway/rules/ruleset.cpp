@@ -175,19 +175,18 @@ void add_drop_policy_rules(const Config& cfg, FamilyRuleset& rs) {
   for (Chain& chain : rs.chains) {
     if (chain.name == chain_name(cfg.chain_prefix, "PRE")) {
       const auto save_at = after_comment(chain, "save takeover verdict");
-      chain.rules.insert(chain.rules.begin() + static_cast<std::ptrdiff_t>(save_at),
-                         {"-m mark --mark " + drop + ' ' + comment("save drop verdict") + ' ' + save,
-                          kNeedsMark});
+      chain.rules.insert(
+          chain.rules.begin() + static_cast<std::ptrdiff_t>(save_at),
+          {"-m mark --mark " + drop + ' ' + comment("save drop verdict") + ' ' + save, kNeedsMark});
       const auto drop_at = after_comment(chain, "new connection on a decided tuple");
       chain.rules.insert(
           chain.rules.begin() + static_cast<std::ptrdiff_t>(drop_at),
           {"-m connmark --mark " + drop + ' ' + comment("dropped flow (policy drop)") + " -j DROP",
            kNeedsDrop});
     } else if (chain.name == chain_name(cfg.chain_prefix, "FWD")) {
-      chain.rules.push_back(
-          {"-m connmark --mark " + drop + ' ' + comment("dropped flow, never forwarded") +
-               " -j DROP",
-           kNeedsDrop});
+      chain.rules.push_back({"-m connmark --mark " + drop + ' ' +
+                                 comment("dropped flow, never forwarded") + " -j DROP",
+                             kNeedsDrop});
     }
   }
 }

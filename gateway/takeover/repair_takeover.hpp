@@ -89,7 +89,8 @@ class RepairTakeover final : public Takeover {
 
   // The flow's conntrack entry (step Conntrack), refused with EALREADY when its connmark
   // already carries one of the engine's verdict marks.
-  [[nodiscard]] TakeoverResult lookup(const TakeoverRequest& req, sys::ConntrackEntry& out) noexcept;
+  [[nodiscard]] TakeoverResult lookup(const TakeoverRequest& req,
+                                      sys::ConntrackEntry& out) noexcept;
 
   // One netlink socket shared by the queue workers: takeovers are rare and the lock covers
   // one request/answer round trip.

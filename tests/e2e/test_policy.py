@@ -13,13 +13,14 @@ Run: python3 tests/e2e/test_policy.py --acmegw build/release/gateway/acmegw   (r
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
 from typing import Callable, Optional
 
 from lab import PROD, Checks, Lab, Nginx, parse_args, require
-from takeover_util import Client, challenge, judge_production_capture, keyauth_response, start
+from takeover_util import THUMB, Client, challenge, judge_production_capture, keyauth_response
 
 HOST = "www.example.test"
 
@@ -176,7 +177,7 @@ def check_config(acmegw: str, d: str) -> Optional[str]:
     bad = os.path.join(d, "policy-bad.toml")
     with open(bad, "w") as f:
         f.write('protect = ["192.0.2.10"]\n'
-                'backend = "thumbprint=NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"\n'
+                f'backend = "thumbprint={THUMB}"\n'
                 'policy = "drop"\n'
                 'prefilter = true\n')
     r = subprocess.run([acmegw, "check-config", bad], capture_output=True, text=True)
@@ -197,12 +198,27 @@ def check_config(acmegw: str, d: str) -> Optional[str]:
     return None
 
 
+def reload_keeps_policy(lab: Lab, proc: subprocess.Popen, config: str) -> Optional[str]:
+    """A reload that changes the policy applies none of it (the policy shapes the ruleset, the
+    prefilter and the sessions), says so, and the old policy keeps working."""
+    with open(config, "w") as f:
+        f.write('policy = "pass"\n')
+    proc.send_signal(signal.SIGHUP)
+    want = "reload: changed settings that need a restart (not applied): prefilter, policy"
+    lab.wait_for(lambda: "reload: " in lab.log_of(proc) and want in lab.log_of(proc), 5,
+                 "the reload's restart-only warning")
+    why, _ = rejected(lab, 4)
+    return f"after the reload: {why}" if why else None
+
+
 def run_policy(lab: Lab, checks: Checks, acmegw: str, nginx: Nginx, policy: str,
                cases: list[tuple[str, Callable[[Lab, int], tuple[Optional[str], int]]]],
-               counters: list[str]) -> None:
-    proc = lab.run_acmegw(acmegw, "--backend", "thumbprint=NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
-                          "--policy", policy, "--log-level", "debug",
-                          protect=[PROD.v4, f"[{PROD.v6}]"])
+               counters: list[str], config: Optional[str] = None) -> None:
+    """Runs acmegw with `policy` (from the file `config` when given, else --policy) and the
+    `cases` over v4 and v6; then checks production's log, the exit and `counters`."""
+    how = ["--config", config] if config else ["--policy", policy]
+    proc = lab.run_acmegw(acmegw, "--backend", f"thumbprint={THUMB}", *how, "--log-level",
+                          "debug", protect=[PROD.v4, f"[{PROD.v6}]"])
     lab.wait_for(lambda: "rules: installed" in lab.log_of(proc), 10, "rules installed")
     for fam in (4, 6):
         for name, fn in cases:
@@ -210,12 +226,15 @@ def run_policy(lab: Lab, checks: Checks, acmegw: str, nginx: Nginx, policy: str,
                        lambda: with_production_capture(lab, lambda: fn(lab, fam)))
         checks.run(f"{policy} v{fam}: a challenge on a fresh connection is answered",
                    lambda: fresh_challenge(lab, fam, f"tok_{policy.replace('-', '_')}_{fam}"))
+    if config:
+        checks.run(f"{policy}: SIGHUP with policy = \"pass\" is refused as restart-only, the "
+                   "policy stays", lambda: reload_keeps_policy(lab, proc, config))
     if policy == "drop":
         for fam, tool in ((4, "iptables-save"), (6, "ip6tables-save")):
             printed = subprocess.run(
                 [acmegw, "rules", "print", "--protect", PROD.v4, "--protect", f"[{PROD.v6}]",
-                 "--backend", "thumbprint=NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
-                 "--policy", "drop"], capture_output=True, text=True).stdout
+                 "--backend", f"thumbprint={THUMB}", "--policy", "drop"],
+                capture_output=True, text=True).stdout
             saved = lab.sh(lab.ns.fw, tool)
             want = [ln for ln in printed.splitlines() if "policy drop" in ln or
                     "dropped flow" in ln or "drop verdict" in ln]
@@ -250,9 +269,12 @@ def main() -> None:
             ("non-HTTP bytes are reset", redirect_not_http),
         ], ["flows_redirected=8", "session_answered_redirect_https=6", "session_bad_request=4",
             "session_malformed_reset=2", "takeovers_ok=2"])
+        reject_cfg = os.path.join(lab.dir, "reject.toml")
+        with open(reject_cfg, "w") as f:
+            f.write('policy = "reject"\n')
         run_policy(lab, checks, args.acmegw, nginx, "reject", [
             ("the client gets a reset, no byte", rejected),
-        ], ["flows_rejected=2", "takeovers_ok=2"])
+        ], ["flows_rejected=3", "takeovers_ok=2"], config=reject_cfg)
         run_policy(lab, checks, args.acmegw, nginx, "drop", [
             ("no answer; retransmissions dropped in the kernel", dropped),
         ], ["flows_dropped=2", "takeovers_ok=2"])

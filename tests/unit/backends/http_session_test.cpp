@@ -309,10 +309,12 @@ TEST_CASE("redirect-https session: 301 keep-alive, HEAD, challenge on the same c
   // Pipelined, split at an odd place.
   lab.send("GET / HTTP/1.1\r\nHost: a.org\r\n\r\nGET /x HTTP/1.1\r\nHo");
   lab.send("st: b.org\r\n\r\n");
-  const std::string a = "HTTP/1.1 301 Moved Permanently\r\nLocation: https://a.org/\r\n"
-                        "Content-Length: 0\r\n\r\n";
-  const std::string b = "HTTP/1.1 301 Moved Permanently\r\nLocation: https://b.org/x\r\n"
-                        "Content-Length: 0\r\n\r\n";
+  const std::string a =
+      "HTTP/1.1 301 Moved Permanently\r\nLocation: https://a.org/\r\n"
+      "Content-Length: 0\r\n\r\n";
+  const std::string b =
+      "HTTP/1.1 301 Moved Permanently\r\nLocation: https://b.org/x\r\n"
+      "Content-Length: 0\r\n\r\n";
   CHECK(lab.read(a.size() + b.size()) == a + b);
   lab.client.shutdown(tcp::socket::shutdown_send);
   // The session closes only after the client's FIN (passive close: no TIME_WAIT on our side).
@@ -364,8 +366,9 @@ TEST_CASE("redirect-https session: non-HTTP bytes and oversized heads are reset"
     Lab lab(5s, false, true);
     lab.send("GET / HTTP/1.1\r\nHost: evil.com\r\nX-Injected: a\r\n\r\n");
     lab.send("GET / HTTP/1.1\r\nHost: a@evil.com\r\n\r\n");  // the second one: 400
-    const std::string moved = "HTTP/1.1 301 Moved Permanently\r\nLocation: https://evil.com/"
-                              "\r\nContent-Length: 0\r\n\r\n";
+    const std::string moved =
+        "HTTP/1.1 301 Moved Permanently\r\nLocation: https://evil.com/"
+        "\r\nContent-Length: 0\r\n\r\n";
     const std::string bad =
         "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     CHECK(lab.read(moved.size() + bad.size()) == moved + bad);

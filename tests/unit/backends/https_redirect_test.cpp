@@ -25,7 +25,8 @@ std::string response_for(std::string_view head) {
 
 TEST_CASE("https_location: host with the port stripped, path and query kept", "[redirect]") {
   CHECK(https_location("example.org", "/") == "https://example.org/");
-  CHECK(https_location("Example.ORG:8080", "/a/b?x=1&y=%20") == "https://example.org/a/b?x=1&y=%20");
+  CHECK(https_location("Example.ORG:8080", "/a/b?x=1&y=%20") ==
+        "https://example.org/a/b?x=1&y=%20");
   CHECK(https_location(" www.example.org. ", "/x") == "https://www.example.org./x");
   CHECK(https_location("[2001:DB8::1]:80", "/p") == "https://[2001:db8::1]/p");
   CHECK(https_location("[2001:db8::1]", "/") == "https://[2001:db8::1]/");
@@ -37,9 +38,9 @@ TEST_CASE("https_location: anything that could inject or redirect elsewhere is r
   using namespace std::string_view_literals;
   for (const std::string_view host :
        {"evil.com\r\nSet-Cookie: a=b"sv, "a b"sv, "user@evil.com"sv, "evil.com/path"sv,
-        "evil.com\\x"sv, "exa_mple.org"sv, ""sv, ":80"sv, "[]"sv, "[2001:db8::1"sv,
-        "[evil.com]"sv, "example.org:0"sv, "example.org:99999"sv, "example.org:80x"sv,
-        "exa%6dple.org"sv, "example.org\0.evil"sv, "\texample.org\n"sv}) {
+        "evil.com\\x"sv, "exa_mple.org"sv, ""sv, ":80"sv, "[]"sv, "[2001:db8::1"sv, "[evil.com]"sv,
+        "example.org:0"sv, "example.org:99999"sv, "example.org:80x"sv, "exa%6dple.org"sv,
+        "example.org\0.evil"sv, "\texample.org\n"sv}) {
     CAPTURE(host);
     CHECK_FALSE(https_location(host, "/"));
   }
@@ -77,23 +78,23 @@ TEST_CASE("https_redirect_for: origin-form and absolute-form requests", "[redire
   CHECK(r.kind == Kind::MovedPermanently);
   CHECK(r.close);
   CHECK_FALSE(https_redirect_for("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").close);
-  CHECK(https_redirect_for("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
-            .close);
+  CHECK(
+      https_redirect_for("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n").close);
 }
 
 TEST_CASE("https_redirect_for: bad Host or target is 400, non-HTTP is Malformed", "[redirect]") {
   for (const char* head : {
-           "GET / HTTP/1.1\r\n\r\n",                                      // 1.1 without Host
-           "GET / HTTP/1.1\r\nHost: a.org\r\nHost: b.org\r\n\r\n",        // two Hosts
-           "GET / HTTP/1.1\r\nHost: user@evil.com\r\n\r\n",               // userinfo
-           "GET / HTTP/1.1\r\nHost: evil.com/x\r\n\r\n",                  // a path in Host
-           "GET / HTTP/1.1\r\nHost: evil.com x\r\n\r\n",                  // a space
-           "GET / HTTP/1.1\r\nHost: \r\n\r\n",                            // empty
-           "OPTIONS * HTTP/1.1\r\nHost: a.org\r\n\r\n",                   // asterisk-form
-           "CONNECT a.org:443 HTTP/1.1\r\nHost: a.org\r\n\r\n",           // authority-form
-           "GET ftp://a.org/ HTTP/1.1\r\nHost: a.org\r\n\r\n",            // other scheme
-           "GET http://user@a.org/ HTTP/1.1\r\nHost: a.org\r\n\r\n",      // userinfo in target
-           "GET http://a.org/ HTTP/1.1\r\n\r\n",                          // 1.1 absolute, no Host
+           "GET / HTTP/1.1\r\n\r\n",                                  // 1.1 without Host
+           "GET / HTTP/1.1\r\nHost: a.org\r\nHost: b.org\r\n\r\n",    // two Hosts
+           "GET / HTTP/1.1\r\nHost: user@evil.com\r\n\r\n",           // userinfo
+           "GET / HTTP/1.1\r\nHost: evil.com/x\r\n\r\n",              // a path in Host
+           "GET / HTTP/1.1\r\nHost: evil.com x\r\n\r\n",              // a space
+           "GET / HTTP/1.1\r\nHost: \r\n\r\n",                        // empty
+           "OPTIONS * HTTP/1.1\r\nHost: a.org\r\n\r\n",               // asterisk-form
+           "CONNECT a.org:443 HTTP/1.1\r\nHost: a.org\r\n\r\n",       // authority-form
+           "GET ftp://a.org/ HTTP/1.1\r\nHost: a.org\r\n\r\n",        // other scheme
+           "GET http://user@a.org/ HTTP/1.1\r\nHost: a.org\r\n\r\n",  // userinfo in target
+           "GET http://a.org/ HTTP/1.1\r\n\r\n",                      // 1.1 absolute, no Host
        }) {
     CAPTURE(head);
     const auto r = https_redirect_for(head);
@@ -101,12 +102,12 @@ TEST_CASE("https_redirect_for: bad Host or target is 400, non-HTTP is Malformed"
     CHECK(r.location.empty());
   }
   for (const char* head : {
-           "\x16\x03\x01\x02\x00\x01\r\n\r\n",                   // TLS
-           "SSH-2.0-OpenSSH_9.2\r\n\r\n",                        // no target, no version
-           "GET / HTTP/2.0\r\nHost: a.org\r\n\r\n",              // version
-           "GET  / HTTP/1.1\r\nHost: a.org\r\n\r\n",             // two spaces
-           "GET / HTTP/1.1\r\nHost: a.org\r\n folded\r\n\r\n",   // obs-fold
-           "GET / HTTP/1.1\r\nHost: a\rb.org\r\n\r\n",           // bare CR
+           "\x16\x03\x01\x02\x00\x01\r\n\r\n",                  // TLS
+           "SSH-2.0-OpenSSH_9.2\r\n\r\n",                       // no target, no version
+           "GET / HTTP/2.0\r\nHost: a.org\r\n\r\n",             // version
+           "GET  / HTTP/1.1\r\nHost: a.org\r\n\r\n",            // two spaces
+           "GET / HTTP/1.1\r\nHost: a.org\r\n folded\r\n\r\n",  // obs-fold
+           "GET / HTTP/1.1\r\nHost: a\rb.org\r\n\r\n",          // bare CR
            "GET / HTTP/1.1\r\nBad Name: x\r\nHost: a.org\r\n\r\n",
            "GET / HTTP/1.1\r\nHost: a.org\r\nX: a\x01\r\n\r\n",  // control byte in a value
            "GET /\x7f HTTP/1.1\r\nHost: a.org\r\n\r\n",
