@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
+#include "backends/https_redirect.hpp"
 #include "backends/sys_file.hpp"
 
 namespace acmegw::backends {
@@ -118,7 +119,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     const auto c = classifier::classify(buf, classifier::Protocol::Http, cfg_.limits);
     if (c.decision == classifier::Decision::Production) {
-      return start_relay();
+      return cfg_.redirect_https ? redirect_https(buf, c.reason) : start_relay();
     }
     // A challenge is answered once its whole head is here, so the next pipelined request
     // starts right after it. in_ holds max_http_head bytes, where classify() stops NeedMore.
@@ -127,7 +128,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!end) {
       if (in_len_ == in_.size()) {
         stats_.head_too_large.fetch_add(1, std::memory_order_relaxed);
-        return start_relay();
+        return cfg_.redirect_https ? abort() : start_relay();
       }
       return read_request();
     }
@@ -144,6 +145,41 @@ class Session : public std::enable_shared_from_this<Session> {
         [self = shared_from_this(), consumed = *end](boost::system::error_code e, std::size_t) {
           self->on_response_written(e, consumed);
         });
+  }
+
+  // ---- policy "redirect-https": a request that is not a challenge gets a 301 once its head is
+  // complete; anything that is not HTTP/1.x is reset (RST, never a FIN first: pitfall 6).
+
+  void redirect_https(std::span<const std::byte> buf, classifier::Reason reason) {
+    const auto end = reason == classifier::Reason::NotHttp ? std::nullopt : find_head_end(buf);
+    if (!end) {
+      if (reason != classifier::Reason::NotHttp && in_len_ < in_.size()) {
+        return read_request();
+      }
+      stats_.malformed_reset.fetch_add(1, std::memory_order_relaxed);
+      return abort();
+    }
+    const HttpsRedirect r = https_redirect_for({reinterpret_cast<const char*>(in_.data()), *end});
+    format_https_redirect(r, out_);
+    switch (r.kind) {
+      case HttpsRedirect::Kind::Malformed:
+        stats_.malformed_reset.fetch_add(1, std::memory_order_relaxed);
+        return abort();
+      case HttpsRedirect::Kind::BadRequest:
+        stats_.bad_request.fetch_add(1, std::memory_order_relaxed);
+        return reply_then_drain(out_);
+      case HttpsRedirect::Kind::MovedPermanently:
+        stats_.answered_redirect_https.fetch_add(1, std::memory_order_relaxed);
+        if (r.close) {
+          return reply_then_drain(out_);
+        }
+        asio::async_write(
+            client_, asio::buffer(out_),
+            [self = shared_from_this(), consumed = *end](boost::system::error_code e, std::size_t) {
+              self->on_response_written(e, consumed);
+            });
+        return;
+    }
   }
 
   void on_response_written(boost::system::error_code ec, std::size_t consumed) {
@@ -331,8 +367,14 @@ class Session : public std::enable_shared_from_this<Session> {
     if (warn_ != nullptr) {
       warn_->warn("relay: " + why);
     }
+    reply_then_drain(response);
+  }
+
+  // Writes a final response ("Connection: close"; `response` must outlive the write) and waits
+  // at most drain_timeout for the client's FIN.
+  void reply_then_drain(std::string_view response) {
     mode_ = Mode::Replying;
-    prod_eof_ = true;  // nothing will come from the target: the client gets drain_timeout
+    prod_eof_ = true;  // nothing will come from production or the target: drain_timeout
     touch();
     arm_timer();
     asio::async_write(client_, asio::buffer(response),

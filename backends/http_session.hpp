@@ -33,6 +33,10 @@ struct SessionConfig {
   classifier::Limits limits;                       // request head bound (max_http_head)
   std::chrono::milliseconds idle_timeout{30'000};  // no byte from either side this long: abort
   std::chrono::milliseconds drain_timeout{2'000};  // production closed a relay: abort after
+  // policy "redirect-https": a request that is not a challenge is answered 301 to https
+  // (backends/https_redirect.hpp) instead of relaying the connection to production; non-HTTP
+  // bytes or a malformed/oversized head reset the connection. Production never sees a byte.
+  bool redirect_https = false;
 };
 
 // One counter per outcome (STYLE §20); shared by every session, updated from Asio threads.
@@ -48,9 +52,14 @@ struct SessionStats {
   std::atomic<std::uint64_t> relay_connect_failed{0};
   std::atomic<std::uint64_t> relay_connect_timeout{0};
   std::atomic<std::uint64_t> head_too_large{0};  // challenge head without end within bound
-  std::atomic<std::uint64_t> client_closed{0};   // ended by the client's FIN
-  std::atomic<std::uint64_t> idle_aborted{0};    // ended by the idle/drain deadline
-  std::atomic<std::uint64_t> io_errors{0};       // ended by a socket error (e.g. client RST)
+  // redirect_https: 301 answers, 400 answers (no usable Host/target), and connections reset
+  // because their bytes were not an HTTP/1.x request head (or too long a one).
+  std::atomic<std::uint64_t> answered_redirect_https{0};
+  std::atomic<std::uint64_t> bad_request{0};
+  std::atomic<std::uint64_t> malformed_reset{0};
+  std::atomic<std::uint64_t> client_closed{0};  // ended by the client's FIN
+  std::atomic<std::uint64_t> idle_aborted{0};   // ended by the idle/drain deadline
+  std::atomic<std::uint64_t> io_errors{0};      // ended by a socket error (e.g. client RST)
   // Production closed first, we passed its FIN on, and SOCK_DESTROY of the resulting TIME_WAIT
   // failed (kernel without CONFIG_INET_DIAG_DESTROY): the client's next connection from that
   // port may be black-holed until it expires (DESIGN pitfall 6).
@@ -61,7 +70,8 @@ struct SessionStats {
 };
 
 // Takes ownership of `client` (an established socket whose executor is a strand) and serves it
-// until it ends; non-challenge requests are relayed to `production` (the post-DNAT address).
+// until it ends; non-challenge requests are relayed to `production` (the post-DNAT address), or
+// answered 301 with cfg.redirect_https.
 // `backend`, `cfg` and `stats` must outlive the socket's io_context.
 void start_http_session(boost::asio::ip::tcp::socket client,
                         const boost::asio::ip::tcp::endpoint& production, AnsweringBackend& backend,

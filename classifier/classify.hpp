@@ -87,6 +87,12 @@ struct Classification {
 [[nodiscard]] Classification classify(std::span<const std::byte> prefix, Protocol protocol,
                                       const Limits& limits = {}, bool at_end = false) noexcept;
 
+// Parses a Host header value or an absolute-form authority exactly as the classifier does:
+// `name`, `name:port`, `[v6]` or `[v6]:port` (name: A-Z a-z 0-9 . - _; no userinfo, no
+// %-escapes, no whitespace). Writes the lower-cased name (v6 without brackets) into `host` and
+// the port (0 = none) into `port`. Returns false on any other shape. Pure.
+[[nodiscard]] bool parse_host(std::string_view text, HostName& host, std::uint16_t& port) noexcept;
+
 // Stable lower-case names for logs, metrics and `acmegw classify --json`.
 [[nodiscard]] std::string_view to_string(Decision d) noexcept;
 [[nodiscard]] std::string_view to_string(Reason r) noexcept;

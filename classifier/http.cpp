@@ -436,6 +436,10 @@ class HttpParser {
 
 }  // namespace
 
+bool parse_host(std::string_view text, HostName& host, std::uint16_t& port) noexcept {
+  return parse_authority(std::as_bytes(std::span{text.data(), text.size()}), host, port);
+}
+
 Classification classify_http(std::span<const std::byte> in) noexcept {
   Classification out;
   out.protocol = Protocol::Http;

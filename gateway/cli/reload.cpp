@@ -26,7 +26,7 @@ std::string restart_only_changes(const gateway::Config& a, const gateway::Config
         "queue");
   check(a.marks.mask == b.marks.mask && a.marks.pass == b.marks.pass &&
             a.marks.taken == b.marks.taken && a.marks.hold == b.marks.hold &&
-            a.marks.rst == b.marks.rst,
+            a.marks.rst == b.marks.rst && a.marks.drop == b.marks.drop,
         "marks");
   check(a.routing.table == b.routing.table && a.routing.priority == b.routing.priority,
         "routing");

@@ -446,6 +446,46 @@ bool ChallengeSources::admits(const packet::Address& src) const noexcept {
   return !in(deny) && (allow.empty() || in(allow));
 }
 
+void apply_policy_defaults(Config& cfg) noexcept {
+  if (cfg.policy != Policy::Pass && !cfg.origins.contains("prefilter")) {
+    cfg.prefilter = false;
+  }
+}
+
+namespace {
+
+// The policy's needs (docs/configuration.md "Policy"). `fail(key, message)` records an error.
+template <typename Fail>
+void validate_policy(const Config& cfg, bool need_endpoints, Fail& fail) {
+  if (cfg.policy == Policy::Pass) {
+    return;
+  }
+  const std::string name = quoted(to_string(cfg.policy));
+  if (cfg.prefilter) {
+    // Only an explicit `prefilter = true` / an origin gets here (apply_policy_defaults): the
+    // prefilter passes non-challenge first segments in the kernel, so acmegw would never see
+    // the flows the policy is about.
+    fail("prefilter", "prefilter = true cannot be combined with policy " + name +
+                          ": the prefilter passes non-challenge flows in the kernel (leave "
+                          "prefilter unset or false)");
+  }
+  // `rules remove` (need_endpoints false) only needs names and marks.
+  if (need_endpoints && !cfg.backend && cfg.routes.empty()) {
+    fail("policy", "policy " + name +
+                       " needs a backend (--backend / backend): acmegw carries it out with the "
+                       "takeover that serves challenges");
+  }
+  if (cfg.policy == Policy::RedirectHttps && cfg.backend &&
+      cfg.backend->kind == BackendKind::Relay && cfg.routes.empty()) {
+    fail("policy",
+         "policy \"redirect-https\" needs an answering backend: a relay backend takes "
+         "whole connections to the validation host, so acmegw could not answer "
+         "the redirects");
+  }
+}
+
+}  // namespace
+
 std::vector<ConfigError> validate(const Config& cfg, bool need_endpoints) {
   std::vector<ConfigError> errors;
   auto fail = [&](std::string_view key, std::string message) {
@@ -485,8 +525,12 @@ std::vector<ConfigError> validate(const Config& cfg, bool need_endpoints) {
     const std::pair<std::string_view, std::uint32_t> values[] = {{"marks.pass", m.pass},
                                                                  {"marks.taken", m.taken},
                                                                  {"marks.hold", m.hold},
-                                                                 {"marks.rst", m.rst}};
-    for (std::size_t i = 0; i < std::size(values); ++i) {
+                                                                 {"marks.rst", m.rst},
+                                                                 {"marks.drop", m.drop}};
+    // The DROP mark is only used by policy drop: a config written before it existed (custom
+    // mask, four marks) stays valid unless it asks for drop or sets the mark.
+    const bool check_drop = cfg.policy == Policy::Drop || cfg.origins.contains("marks.drop");
+    for (std::size_t i = 0; i < std::size(values) - (check_drop ? 0 : 1); ++i) {
       const auto [key, v] = values[i];
       if ((v & m.mask) == 0) {
         fail(key, "value " + hex(v) + " has no bit under marks.mask " + hex(m.mask));
@@ -551,19 +595,7 @@ std::vector<ConfigError> validate(const Config& cfg, bool need_endpoints) {
                                      " bytes, the larger classifier limit)");
   }
 
-  if (cfg.policy != Policy::Pass) {
-    // TODO(w2a): issue 6 — the engine does not act on the policy yet; refusing it beats
-    // silently passing what the operator asked to redirect, reject or drop.
-    fail("policy", "policy " + quoted(to_string(cfg.policy)) +
-                       " is not implemented in this build yet (only \"pass\")");
-  }
-  if (cfg.policy != Policy::Pass && cfg.prefilter) {
-    // The prefilter passes non-challenge first segments in the kernel: acmegw would never see
-    // the flows the policy is about.
-    fail("policy", "policy " + quoted(to_string(cfg.policy)) +
-                       " needs prefilter = false (--no-prefilter): the prefilter passes "
-                       "non-challenge flows in the kernel");
-  }
+  validate_policy(cfg, need_endpoints, fail);
 
   // Routes: the same RouteTable the takeover builds, so what passes here cannot fail there.
   backends::RouteTable table;
@@ -704,11 +736,14 @@ std::string describe(const Config& cfg) {
          " max_len=" + std::to_string(cfg.queue.max_len);
   out += "\nmarks: mask=" + hex(cfg.marks.mask) + " pass=" + hex(cfg.marks.pass) +
          " taken=" + hex(cfg.marks.taken) + " hold=" + hex(cfg.marks.hold) +
-         " rst=" + hex(cfg.marks.rst);
+         " rst=" + hex(cfg.marks.rst) + " drop=" + hex(cfg.marks.drop);
   out += "\nrouting: table=" + std::to_string(cfg.routing.table) +
          " priority=" + std::to_string(cfg.routing.priority);
   out += "\nchains: " + cfg.chain_prefix +
          "-PRE/-FWD/-OUT prefilter=" + (cfg.prefilter ? "on" : "off") +
+         (!cfg.prefilter && cfg.policy != Policy::Pass && !cfg.origins.contains("prefilter")
+              ? " (default for policy " + std::string{to_string(cfg.policy)} + ")"
+              : std::string{}) +
          " keep_rules=" + (cfg.keep_rules ? "yes" : "no");
   out += "\nhold: max_flows=" + std::to_string(cfg.hold.max_flows) +
          " max_segments_per_flow=" + std::to_string(cfg.hold.max_segments_per_flow) +
@@ -727,7 +762,8 @@ std::string describe(const Config& cfg) {
     out += (r.hosts.empty() ? " (default) -> " : " -> ") + to_string(r.backend) +
            " on-miss=" + std::string{to_string(r.on_miss)};
   }
-  out += "\npolicy: " + std::string{to_string(cfg.policy)};
+  out += "\npolicy: " + std::string{to_string(cfg.policy)} +
+         (cfg.policy == Policy::Pass ? "" : " (http endpoints; tls endpoints pass)");
   out += "\nchallenge sources: allow";
   for (const auto& c : cfg.challenge.allow) {
     out += ' ' + to_string(c);

@@ -50,6 +50,9 @@ struct Marks {
   std::uint32_t taken = 0x00200000;  // verdict mark of taken-over flows (policy-routed to local)
   std::uint32_t hold = 0x00300000;   // connmark set via ctnetlink while segments are held
   std::uint32_t rst = 0x00400000;    // SO_MARK of the spoofed RST to production (untracked)
+  // Verdict mark of flows dropped by `policy = "drop"`: saved to the connmark, and the ruleset
+  // drops every later packet of the flow in the kernel (docs/rules.md).
+  std::uint32_t drop = 0x00500000;
 };
 
 // Policy routing that delivers TAKEN packets to the local repaired socket.
@@ -128,7 +131,9 @@ struct Config {
   std::string chain_prefix = "ACMEGW";  // our chains: PREFIX-PRE (mangle), -FWD, -OUT
   HoldConfig hold;
   classifier::Limits limits;
-  bool prefilter = true;    // xt_bpf prefilter passes non-challenge first segments in the kernel
+  // xt_bpf prefilter passes non-challenge first segments in the kernel. Default: on with policy
+  // "pass", off otherwise (apply_policy_defaults); set explicitly it must suit the policy.
+  bool prefilter = true;
   bool keep_rules = false;  // `run`: leave the rules installed on exit
   LogLevel log_level = LogLevel::Info;
   std::optional<ListenAddress> metrics_listen;  // nullopt = no metrics endpoint
@@ -168,6 +173,11 @@ class ConfigException : public std::runtime_error {
  private:
   std::vector<ConfigError> errors_;
 };
+
+// Fills in the defaults that depend on other keys: a policy other than "pass" turns the
+// prefilter off unless the operator set `prefilter` (then validate() judges the pair). Called
+// by the loaders after every key is applied, before validate().
+void apply_policy_defaults(Config& cfg) noexcept;
 
 // Checks every cross-field and range rule; returns all violations (empty = valid). Errors carry
 // the origin recorded in cfg.origins. `need_endpoints` = false accepts an empty `protect` (for

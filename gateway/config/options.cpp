@@ -23,7 +23,7 @@ constexpr std::string_view kEndpointHelp =
     "Protected production endpoint: ADDR, ADDR/PREFIX, ADDR:PORT, [V6]:PORT, [V6/PREFIX]:PORT; "
     "port 80 by default; tls://ADDR (or port 443) inspects TLS ClientHellos. Repeatable";
 
-const std::array<OptionSpec, 25> kSpecs = {{
+const std::array<OptionSpec, 26> kSpecs = {{
     {"protect", "--protect", "ADDR", OptionKind::TextList, "", kEndpointHelp,
      [](Config& c, std::string_view v, std::string& e) {
        const auto ep = parse_endpoint(v, e);
@@ -71,6 +71,11 @@ const std::array<OptionSpec, 25> kSpecs = {{
      "Mark of the RST sent to production on takeover (default 0x00400000)",
      [](Config& c, std::string_view v, std::string& e) {
        return assign(c.marks.rst, parse_u32(v, e));
+     }},
+    {"marks.drop", "--mark-drop", "MARK", OptionKind::Integer, "",
+     "Mark of flows dropped by --policy drop (default 0x00500000)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.marks.drop, parse_u32(v, e));
      }},
     {"routing.table", "--route-table", "N", OptionKind::Integer, "",
      "Routing table delivering taken-over flows locally (default 3802)",
@@ -157,8 +162,8 @@ const std::array<OptionSpec, 25> kSpecs = {{
        return b.has_value();
      }},
     {"policy", "--policy", "POLICY", OptionKind::Text, "",
-     "Non-challenge flows: pass, redirect-https, reject or drop (default pass; others need "
-     "--no-prefilter)",
+     "Non-challenge HTTP flows: pass, redirect-https, reject or drop (default pass; the others "
+     "turn the prefilter off and need a backend)",
      [](Config& c, std::string_view v, std::string& e) {
        return assign(c.policy, parse_policy(v, e));
      }},
@@ -457,6 +462,7 @@ Config build_config(std::istream* toml_in, const std::string& file,
     cfg.origins[std::string{spec->key}] = flag;
   }
 
+  apply_policy_defaults(cfg);
   // Semantic checks of keys whose value did not even parse would only repeat the parse error
   // (e.g. "no protected endpoint" after a bad --protect).
   const auto parse_errors_end = static_cast<std::ptrdiff_t>(errors.size());

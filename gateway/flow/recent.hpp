@@ -25,6 +25,7 @@ namespace acmegw::flow {
 enum class Decided : std::uint8_t {
   Pass,   // sent to production (PASS mark)
   Taken,  // taken over (TAKEN mark): the repaired socket takes the rest of the bytes
+  Drop,   // dropped by policy "drop" (DROP mark): the ruleset drops the rest in the kernel
 };
 
 class RecentDecisions {

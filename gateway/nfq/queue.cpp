@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -272,11 +273,13 @@ void Queue::on_packet(const nlmsghdr* nlh) noexcept {
   PendingVerdict pending{verdicts_, q->id, with_mark(q->mark, m.pass, m.mask)};
 
   // Loop guard: our verdict marks are saved to the connmark before the queue rule, so a packet
-  // carrying one must never be queued again. If the ruleset is wrong, end the loop here.
+  // carrying one must never be queued again. If the ruleset is wrong, end the loop here (a
+  // dropped flow stays dropped).
   const std::uint32_t ours = q->mark & m.mask;
-  if (ours == m.pass || ours == m.taken) {
+  const bool dropped = uses_drop_mark() && ours == m.drop;
+  if (ours == m.pass || ours == m.taken || dropped) {
     stats_.requeued_marked.inc();
-    verdicts_.put(q->id, NF_ACCEPT, std::nullopt);
+    verdicts_.put(q->id, dropped ? NF_DROP : NF_ACCEPT, std::nullopt);
     pending.done();
     return;
   }
@@ -294,8 +297,7 @@ void Queue::on_packet(const nlmsghdr* nlh) noexcept {
   // not a second decision as if a new flow started mid-stream (flow/recent.hpp).
   if (const auto d = recent_.lookup(pkt.key, pkt.seq, now_)) {
     stats_.recently_decided.inc();
-    verdicts_.put(q->id, NF_REPEAT,
-                  with_mark(q->mark, *d == flow::Decided::Taken ? m.taken : m.pass, m.mask));
+    verdicts_.put(q->id, NF_REPEAT, with_mark(q->mark, mark_of(*d), m.mask));
     pending.done();
     return;
   }
@@ -340,6 +342,9 @@ void Queue::apply(const flow::Result& r, std::uint32_t offered_id) noexcept {
       verdicts_.put(offered_id, NF_DROP, std::nullopt);
       return;
     case flow::Action::Production:
+      if (policy_applies(r)) {
+        return apply_policy(r);
+      }
       release(r, cfg_.marks.pass);
       return;
     case flow::Action::Challenge:
@@ -352,8 +357,26 @@ void Queue::repeat_all(const flow::Result& r, std::uint32_t value) noexcept {
   for (const flow::HeldPacket& p : r.packets) {
     verdicts_.put(p.id, NF_REPEAT, with_mark(p.mark, value, cfg_.marks.mask));
   }
-  recent_.record(r.flow.key, r.flow.first_seq,
-                 value == cfg_.marks.taken ? flow::Decided::Taken : flow::Decided::Pass, now_);
+  recent_.record(r.flow.key, r.flow.first_seq, decided_of(value), now_);
+}
+
+std::uint32_t Queue::mark_of(flow::Decided d) const noexcept {
+  switch (d) {
+    case flow::Decided::Pass:
+      return cfg_.marks.pass;
+    case flow::Decided::Taken:
+      return cfg_.marks.taken;
+    case flow::Decided::Drop:
+      return cfg_.marks.drop;
+  }
+  std::abort();  // corrupt enum (STYLE §15)
+}
+
+flow::Decided Queue::decided_of(std::uint32_t value) const noexcept {
+  if (value == cfg_.marks.taken) {
+    return flow::Decided::Taken;
+  }
+  return uses_drop_mark() && value == cfg_.marks.drop ? flow::Decided::Drop : flow::Decided::Pass;
 }
 
 void Queue::release(const flow::Result& r, std::uint32_t value, flow::Cause cause) noexcept {
@@ -390,6 +413,19 @@ void Queue::take(const flow::Result& r) noexcept {
     release(r, cfg_.marks.pass, flow::Cause::NoTakeover);
     return;
   }
+  const takeover::TakeoverResult t = takeover_->take(request_of(r));
+  if (t.ok()) {
+    stats_.takeovers_ok.inc();
+    tko_log_->info("takeover: {} taken over ({} token {})", describe_key(r.flow.key),
+                   classifier::to_string(r.classification.challenge),
+                   r.classification.token.size() <= 128 ? r.classification.token : "(long)");
+    release(r, cfg_.marks.taken);
+    return;
+  }
+  takeover_failed(r, t);
+}
+
+takeover::TakeoverRequest Queue::request_of(const flow::Result& r) noexcept {
   // Send what is batched first: other flows' packets should not wait for this takeover.
   verdicts_.flush();
   takeover::TakeoverRequest req;
@@ -400,15 +436,10 @@ void Queue::take(const flow::Result& r) noexcept {
   req.options = r.flow.options;
   req.client_bytes = r.flow.stream;
   req.classification = &r.classification;
-  const takeover::TakeoverResult t = takeover_->take(req);
-  if (t.ok()) {
-    stats_.takeovers_ok.inc();
-    tko_log_->info("takeover: {} taken over ({} token {})", describe_key(r.flow.key),
-                   classifier::to_string(r.classification.challenge),
-                   r.classification.token.size() <= 128 ? r.classification.token : "(long)");
-    release(r, cfg_.marks.taken);
-    return;
-  }
+  return req;
+}
+
+void Queue::takeover_failed(const flow::Result& r, const takeover::TakeoverResult& t) noexcept {
   if (t.failed_step == takeover::TakeoverStep::Conntrack && t.err == EALREADY) {
     // Decided already (see RepairTakeover::take): repeat that verdict; PASS would overwrite a
     // TAKEN connmark and hand production's replies back to the client.
@@ -423,6 +454,56 @@ void Queue::take(const flow::Result& r) noexcept {
   tko_log_->warn("takeover: {} failed at {}: {}; flow sent to production", describe_key(r.flow.key),
                  takeover::to_string(t.failed_step), std::strerror(t.err));
   release(r, cfg_.marks.pass, flow::Cause::TakeoverFailed);
+}
+
+bool Queue::policy_applies(const flow::Result& r) const noexcept {
+  // Only a classifier verdict on an HTTP endpoint: every fail-open cause (limits, timeouts,
+  // client end, ...) and every TLS flow still goes to production (docs/configuration.md).
+  const auto reason = r.classification.reason;
+  return cfg_.policy != gateway::Policy::Pass && r.cause == flow::Cause::Classified &&
+         r.classification.protocol == classifier::Protocol::Http &&
+         reason != classifier::Reason::LimitReached && reason != classifier::Reason::Incomplete;
+}
+
+void Queue::apply_policy(const flow::Result& r) noexcept {
+  if (takeover_ == nullptr) {  // validate() demands a backend; fail open all the same
+    release(r, cfg_.marks.pass, flow::Cause::NoTakeover);
+    return;
+  }
+  takeover::TakeoverRequest req = request_of(r);
+  takeover::TakeoverResult t;
+  std::uint32_t mark = cfg_.marks.taken;
+  Counter* outcome = &stats_.flows_redirected;
+  switch (cfg_.policy) {
+    case gateway::Policy::RedirectHttps:
+      req.purpose = takeover::TakeoverPurpose::RedirectHttps;
+      t = takeover_->take(req);
+      break;
+    case gateway::Policy::Reject:
+      req.purpose = takeover::TakeoverPurpose::Reject;
+      t = takeover_->take(req);
+      outcome = &stats_.flows_rejected;
+      break;
+    case gateway::Policy::Drop:
+      t = takeover_->reset_production(req);
+      mark = cfg_.marks.drop;
+      outcome = &stats_.flows_dropped;
+      break;
+    case gateway::Policy::Pass:
+      std::abort();  // policy_applies() said no (STYLE §15)
+  }
+  if (!t.ok()) {
+    takeover_failed(r, t);
+    return;
+  }
+  outcome->inc();
+  if (flow_log_->should_log(spdlog::level::debug)) {
+    flow_log_->debug("flow: {} policy {} ({}), {} packet(s), {} byte(s)", describe_key(r.flow.key),
+                     gateway::to_string(cfg_.policy),
+                     classifier::to_string(r.classification.reason), r.packets.size(),
+                     r.flow.stream.size());
+  }
+  repeat_all(r, mark);
 }
 
 bool Queue::RateLimit::allow(std::chrono::steady_clock::time_point now) noexcept {

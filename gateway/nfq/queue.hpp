@@ -61,6 +61,24 @@ class Queue {
   void release(const flow::Result& r, std::uint32_t value, flow::Cause cause) noexcept;
   void release(const flow::Result& r, std::uint32_t value) noexcept { release(r, value, r.cause); }
   void take(const flow::Result& r) noexcept;
+  // Flushes the batch (the takeover may take a while) and describes the decided flow `r`.
+  [[nodiscard]] takeover::TakeoverRequest request_of(const flow::Result& r) noexcept;
+  // Counts a failed take()/reset_production() and verdicts the flow: the mark its connmark
+  // already holds (EALREADY), else production (fail-open).
+  void takeover_failed(const flow::Result& r, const takeover::TakeoverResult& t) noexcept;
+  // True when cfg.policy (not pass) decides the production flow `r`: a classifier verdict on
+  // an HTTP endpoint, not a fail-open cause.
+  [[nodiscard]] bool policy_applies(const flow::Result& r) const noexcept;
+  // Carries out cfg.policy for `r` (redirect-https/reject: take over; drop: RST production and
+  // the DROP verdict mark); on failure the flow goes to production.
+  void apply_policy(const flow::Result& r) noexcept;
+  [[nodiscard]] std::uint32_t mark_of(flow::Decided d) const noexcept;
+  [[nodiscard]] flow::Decided decided_of(std::uint32_t value) const noexcept;
+  // The DROP mark is validated (under the mask, distinct) only with policy drop; without it the
+  // value may equal another mark (e.g. HOLD of a config older than DROP) and means nothing.
+  [[nodiscard]] bool uses_drop_mark() const noexcept {
+    return cfg_.policy == gateway::Policy::Drop;
+  }
   void expire() noexcept;
   [[nodiscard]] classifier::Protocol protocol_of(const packet::FlowKey& key) const noexcept;
 

@@ -21,7 +21,7 @@ namespace acmegw::nfq {
   X(packets, "queued packets received")                                                        \
   X(undecodable, "netlink messages without a packet id (nothing to verdict)")                  \
   X(parse_errors, "packets that are not IPv4/IPv6+TCP as expected (passed)")                   \
-  X(requeued_marked, "packets already carrying PASS/TAKEN seen again (loop guard; accepted)")  \
+  X(requeued_marked, "packets already carrying a verdict mark seen again (loop guard)")        \
   X(recently_decided, "segments queued before their flow's verdict: that verdict repeated")    \
   X(already_decided, "challenges whose connmark already held a verdict (takeover refused)")    \
   X(flows_production, "flows decided for production")                                          \
@@ -34,6 +34,9 @@ namespace acmegw::nfq {
   X(takeovers_ok, "challenge flows taken over")                                                \
   X(takeovers_failed, "takeovers that failed (flow sent to production)")                       \
   X(challenge_passed_no_backend, "challenge flows sent to production: no takeover configured") \
+  X(flows_redirected, "non-challenge flows taken over for policy redirect-https")             \
+  X(flows_rejected, "non-challenge flows taken over and reset (policy reject)")                \
+  X(flows_dropped, "non-challenge flows dropped in the kernel (policy drop)")                  \
   X(verdicts, "verdicts sent")                                                                 \
   X(verdict_batches, "sendmsg calls carrying verdicts")                                        \
   X(verdict_send_errors, "verdict batches the kernel refused to take")                         \

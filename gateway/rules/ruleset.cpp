@@ -21,6 +21,7 @@ constexpr std::string_view kNeedsMark = "xt_mark, xt_connmark, xt_comment";
 constexpr std::string_view kNeedsReplyDrop = "xt_connmark, xt_conntrack, xt_comment";
 constexpr std::string_view kNeedsTakenReplyDrop = "xt_mark, xt_conntrack, xt_comment";
 constexpr std::string_view kNeedsEndpoint = "xt_tcpudp";
+constexpr std::string_view kNeedsDrop = "xt_connmark, xt_comment";
 constexpr std::string_view kNeedsSynClear = "xt_tcpudp, xt_connmark, xt_conntrack, xt_comment";
 constexpr std::string_view kNeedsJump = "xt_tcpudp, xt_conntrack, xt_comment";
 constexpr std::string_view kNeedsPrefilter =
@@ -199,6 +200,8 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
   const gateway::Marks& m = cfg.marks;
   const std::string pass = masked(m.pass, m.mask);
   const std::string taken = masked(m.taken, m.mask);
+  const bool drop_policy = cfg.policy == gateway::Policy::Drop;
+  const std::string drop = masked(m.drop, m.mask);
   const std::string save =
       "-j CONNMARK --save-mark --nfmask " + hex(m.mask) + " --ctmask " + hex(m.mask);
   const std::string queue = nfqueue_target(cfg.queue);
@@ -241,6 +244,18 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
       // The fast path: every later packet of a production flow ends here, after one xt match.
       // No comment on purpose (it would be a second xt match per packet).
       {"-m connmark --mark " + pass + " -j RETURN", kNeedsMark},
+  };
+  if (drop_policy) {
+    // After the SYN rule (a client's new connection on the tuple clears the stale decision)
+    // and after the production fast path (production flows never pay for this one).
+    flow.rules.insert(flow.rules.begin() + 4, {"-m mark --mark " + drop + ' ' +
+                                                   comment("save drop verdict") + ' ' + save,
+                                               kNeedsMark});
+    flow.rules.push_back(
+        {"-m connmark --mark " + drop + ' ' + comment("dropped flow (policy drop)") + " -j DROP",
+         kNeedsDrop});
+  }
+  flow.rules.insert(flow.rules.end(), {
       {comment("restore flow decision") + " -j CONNMARK --restore-mark --nfmask " + hex(m.mask) +
            " --ctmask " + hex(m.mask),
        kNeedsMark},
@@ -251,7 +266,7 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
        kNeedsTakenReplyDrop},
       {"-m mark --mark " + taken + ' ' + comment("taken flow, routed to local") + " -j ACCEPT",
        kNeedsMark},
-  };
+  });
   bool any_http = false;
   for (const Endpoint& e : cfg.protect) {
     if (e.addr.family != family) {
@@ -296,12 +311,18 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
                             {{"-m mark --mark " + masked(m.rst, m.mask) + ' ' +
                                   comment("untracked reset to production") + " -j CT --notrack",
                               kNeedsNotrack}}});
-  rs.chains.push_back(Chain{
-      names[4].table,
-      names[4].name,
-      names[4].hook,
-      {{"-m connmark --mark " + taken + ' ' + comment("taken flow, never forwarded") + " -j DROP",
-        kNeedsReplyDrop}}});
+  Chain fwd{names[4].table,
+            names[4].name,
+            names[4].hook,
+            {{"-m connmark --mark " + taken + ' ' + comment("taken flow, never forwarded") +
+                  " -j DROP",
+              kNeedsReplyDrop}}};
+  if (drop_policy) {
+    fwd.rules.push_back({"-m connmark --mark " + drop + ' ' +
+                             comment("dropped flow, never forwarded") + " -j DROP",
+                         kNeedsDrop});
+  }
+  rs.chains.push_back(std::move(fwd));
   return rs;
 }
 

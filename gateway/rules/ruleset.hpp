@@ -28,6 +28,11 @@
 //     3 mark PASS/M → RETURN                          have mark HOLD and skip 1)
 //     4 payload probe (xt_bpf) → NFQUEUE --queue-bypass   data segments of undecided flows
 //   filter FORWARD ─▶ PFX-FWD: connmark TAKEN/M → DROP    production's side of a taken flow
+//   only with policy "drop":
+//     PFX-FLOW after 4: mark DROP/M → CONNMARK --save-mark   the NF_REPEATed DROP verdict
+//              after 5: connmark DROP/M → DROP   every later client packet, in the kernel (the
+//              SYN rule 1 clears a stale DROP when the client opens a new connection)
+//     PFX-FWD  connmark DROP/M → DROP             production's side, never forwarded
 //   raw OUTPUT ─▶ PFX-OUT: mark RST/M → CT --notrack    the spoofed RST must not touch conntrack
 //   ip rule pref R fwmark TAKEN/M lookup T; ip route local 0.0.0.0/0 (::/0) dev lo table T
 //

@@ -75,20 +75,8 @@ RepairTakeover::~RepairTakeover() {
   threads_.clear();  // joins; pending sessions die with io_ and abort their sockets
 }
 
-TakeoverResult RepairTakeover::take(const TakeoverRequest& req) noexcept {
-  if (session_stats_.active.load(std::memory_order_relaxed) >= opts_.max_sessions) {
-    return {TakeoverStep::Handoff, EBUSY};  // checked first: costs no syscall
-  }
-  {
-    std::shared_ptr<const gateway::ChallengeSources> sources;
-    {
-      const std::lock_guard lock(sources_mutex_);
-      sources = sources_;
-    }
-    if (!sources->admits(req.key.src)) {
-      return {TakeoverStep::SourceDenied, 0};
-    }
-  }
+TakeoverResult RepairTakeover::lookup(const TakeoverRequest& req,
+                                      sys::ConntrackEntry& out) noexcept {
   sys::SysResult<sys::ConntrackEntry> ct;
   {
     const std::lock_guard lock(ct_mutex_);
@@ -100,10 +88,32 @@ TakeoverResult RepairTakeover::take(const TakeoverRequest& req) noexcept {
   // Belt and braces for the engine's RecentDecisions: a segment queued before its flow's verdict
   // can reach us after that verdict was saved to the connmark; never take such a flow over.
   if (const std::uint32_t m = ct.value.mark & opts_.mark_mask;
-      opts_.mark_mask != 0 && (m == opts_.pass_mark || m == opts_.taken_mark)) {
+      m != 0 && (m == opts_.pass_mark || m == opts_.taken_mark || m == opts_.drop_mark)) {
     return {TakeoverStep::Conntrack, EALREADY, m};
   }
-  const FlowSnapshot snap = make_snapshot(req, ct.value, opts_.mss);
+  out = ct.value;
+  return {};
+}
+
+TakeoverResult RepairTakeover::take(const TakeoverRequest& req) noexcept {
+  if (session_stats_.active.load(std::memory_order_relaxed) >= opts_.max_sessions) {
+    return {TakeoverStep::Handoff, EBUSY};  // checked first: costs no syscall
+  }
+  if (req.purpose == TakeoverPurpose::Challenge) {
+    std::shared_ptr<const gateway::ChallengeSources> sources;
+    {
+      const std::lock_guard lock(sources_mutex_);
+      sources = sources_;
+    }
+    if (!sources->admits(req.key.src)) {
+      return {TakeoverStep::SourceDenied, 0};
+    }
+  }
+  sys::ConntrackEntry ct;
+  if (auto r = lookup(req, ct); !r.ok()) {
+    return r;
+  }
+  const FlowSnapshot snap = make_snapshot(req, ct, opts_.mss);
 
   sys::UniqueFd fd;
   if (auto r = restore_established(snap, fd); !r.ok()) {
@@ -120,10 +130,17 @@ TakeoverResult RepairTakeover::take(const TakeoverRequest& req) noexcept {
     return {TakeoverStep::Handoff, ec.value()};
   }
   (void)fd.release();  // owned by sock now
-  if (auto r = reset_production(v4 ? raw_v4_ : raw_v6_, snap); !r.ok()) {
+  if (auto r = takeover::reset_production(v4 ? raw_v4_ : raw_v6_, snap); !r.ok()) {
     sys::UniqueFd back{sock.release(ec)};
     close_silently(back);
     return r;
+  }
+  if (req.purpose == TakeoverPurpose::Reject) {
+    // SO_LINGER 0: close() sends the client a RST and leaves no TIME_WAIT (pitfall 6). The held
+    // segments, delivered after the TAKEN verdict, find no socket and get a RST too.
+    sock.set_option(asio::socket_base::linger(true, 0), ec);
+    sock.close(ec);
+    return {};
   }
   if (backend_.answering) {
     backends::start_http_session(std::move(sock), endpoint_of(snap.tuple.dst, snap.tuple.dport),
@@ -133,6 +150,16 @@ TakeoverResult RepairTakeover::take(const TakeoverRequest& req) noexcept {
                                   &relay_warning_);
   }
   return {};
+}
+
+TakeoverResult RepairTakeover::reset_production(const TakeoverRequest& req) noexcept {
+  sys::ConntrackEntry ct;
+  if (auto r = lookup(req, ct); !r.ok()) {
+    return r;
+  }
+  const FlowSnapshot snap = make_snapshot(req, ct, opts_.mss);
+  const auto v4 = snap.tuple.dst.family == packet::Family::V4;
+  return takeover::reset_production(v4 ? raw_v4_ : raw_v6_, snap);
 }
 
 void RepairTakeover::set_sources(gateway::ChallengeSources sources) {
@@ -154,6 +181,10 @@ std::vector<std::pair<std::string, std::uint64_t>> RepairTakeover::counters() co
   out.emplace_back("session_relay_connect_failed", s.relay_connect_failed.load());
   out.emplace_back("session_relay_connect_timeout", s.relay_connect_timeout.load());
   out.emplace_back("session_head_too_large", s.head_too_large.load());
+  out.emplace_back("session_answered_redirect_https", s.answered_redirect_https.load());
+  out.emplace_back("session_bad_request", s.bad_request.load());
+  out.emplace_back("session_malformed_reset", s.malformed_reset.load());
+
   out.emplace_back("session_client_closed", s.client_closed.load());
   out.emplace_back("session_idle_aborted", s.idle_aborted.load());
   out.emplace_back("session_io_errors", s.io_errors.load());

@@ -36,10 +36,12 @@ struct TakeoverOptions {
   // Open sessions at most (each holds ~25 KiB of buffers plus socket memory); beyond it
   // take() fails at step Handoff with EBUSY and the flow goes to production.
   std::uint64_t max_sessions = 4096;
-  // The engine's verdict marks: take() refuses a flow whose connmark already carries one.
+  // The engine's verdict marks: take() and reset_production() refuse a flow whose connmark
+  // already carries one.
   std::uint32_t mark_mask = 0;
   std::uint32_t pass_mark = 0;
   std::uint32_t taken_mark = 0;
+  std::uint32_t drop_mark = 0;  // policy drop only; 0 = none
   backends::SessionConfig session;
 };
 
@@ -57,6 +59,8 @@ class RepairTakeover final : public Takeover {
   // failure leaves the client's connection to production intact and names its step (the
   // engine counts outcomes by step).
   TakeoverResult take(const TakeoverRequest& req) noexcept override;
+  // Conntrack lookup and the spoofed RST to production only (policy "drop").
+  TakeoverResult reset_production(const TakeoverRequest& req) noexcept override;
 
   // Which clients may have their challenges taken over (issue 6); others fail at step
   // SourceDenied and go to production. Thread-safe; applies to the next take().
@@ -82,6 +86,11 @@ class RepairTakeover final : public Takeover {
   std::shared_ptr<const gateway::ChallengeSources> sources_ =
       std::make_shared<const gateway::ChallengeSources>();
   backends::RateLimitedWarning relay_warning_;  // the relay target is down (logger "backend")
+
+  // The flow's conntrack entry (step Conntrack), refused with EALREADY when its connmark
+  // already carries one of the engine's verdict marks.
+  [[nodiscard]] TakeoverResult lookup(const TakeoverRequest& req,
+                                      sys::ConntrackEntry& out) noexcept;
 
   // One netlink socket shared by the queue workers: takeovers are rare and the lock covers
   // one request/answer round trip.

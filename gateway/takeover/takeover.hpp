@@ -17,6 +17,15 @@ struct Config;
 
 namespace acmegw::takeover {
 
+// Why a flow is taken over: a challenge, or a non-challenge HTTP flow under policy
+// "redirect-https" / "reject" (docs/configuration.md "Policy"). Policy takeovers skip the
+// challenge source lists (challenge.allow/deny are about who may be answered a challenge).
+enum class TakeoverPurpose : std::uint8_t {
+  Challenge,      // answered by the backend (HTTP session)
+  RedirectHttps,  // the HTTP session answers 301 to https (SessionConfig::redirect_https)
+  Reject,         // the repaired socket is reset at once (RST to the client, no TIME_WAIT)
+};
+
 struct TakeoverRequest {
   packet::FlowKey key;             // client -> server as queued (pre-DNAT destination)
   std::uint32_t client_next = 0;   // S: sequence number of the flow's first payload byte
@@ -25,6 +34,7 @@ struct TakeoverRequest {
   packet::TcpOptions options;      // of the newest held segment (timestamps)
   std::span<const std::byte> client_bytes;  // held payload in stream order; valid during take()
   const classifier::Classification* classification = nullptr;  // views client_bytes
+  TakeoverPurpose purpose = TakeoverPurpose::Challenge;
 };
 
 enum class TakeoverStep : std::uint8_t {
@@ -53,6 +63,10 @@ class Takeover {
   // Precondition: every segment of req.key is held in NFQUEUE. Never throws; on failure the
   // caller sends the flow to production. Thread-safe: called from several queue workers.
   virtual TakeoverResult take(const TakeoverRequest& req) noexcept = 0;
+  // Policy "drop": only the takeover's conntrack lookup and step Reset (the untracked spoofed
+  // RST that frees production's socket), no local socket; the caller then verdicts the held
+  // segments with the DROP mark. Same preconditions, errors and EALREADY rule as take().
+  virtual TakeoverResult reset_production(const TakeoverRequest& req) noexcept = 0;
 };
 
 }  // namespace acmegw::takeover

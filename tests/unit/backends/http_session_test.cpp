@@ -78,10 +78,12 @@ struct Lab {
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   std::thread t1, t2;
 
-  explicit Lab(std::chrono::milliseconds idle = 5s, bool relay_only = false) {
+  explicit Lab(std::chrono::milliseconds idle = 5s, bool relay_only = false,
+               bool redirect_https = false) {
     std::string err;
     backend = ThumbprintBackend::create(kThumb, err);
     cfg.idle_timeout = idle;
+    cfg.redirect_https = redirect_https;
     cfg.drain_timeout = 300ms;
     client.connect(front.local_endpoint());
     tcp::socket served{asio::make_strand(io)};
@@ -286,4 +288,89 @@ TEST_CASE("relay session: the whole connection goes to the target, challenges in
   CHECK(lab.read(answer.size()) == answer);
   CHECK(lab.stats.answered_keyauth == 0);
   CHECK(lab.stats.relayed == 1);
+}
+
+// ---- policy "redirect-https" (backends/https_redirect.hpp): production never sees a byte.
+
+TEST_CASE("redirect-https session: 301 keep-alive, HEAD, challenge on the same connection",
+          "[backends][session][redirect]") {
+  Lab lab(5s, false, true);
+  const std::string moved =
+      "HTTP/1.1 301 Moved Permanently\r\nLocation: https://www.example.org/a?b=1\r\n"
+      "Content-Length: 0\r\n\r\n";
+  lab.send("GET /a?b=1 HTTP/1.1\r\nHost: www.example.org:80\r\n\r\n");
+  CHECK(lab.read(moved.size()) == moved);
+  lab.send("HEAD /a?b=1 HTTP/1.1\r\nHost: www.example.org\r\n\r\n");
+  CHECK(lab.read(moved.size()) == moved);
+  // A challenge on the redirected connection is still answered by the backend.
+  const std::string keyauth = "tok." + std::string{kThumb};
+  lab.send("GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: www.example.org\r\n\r\n");
+  CHECK(lab.read(response_200(keyauth).size()) == response_200(keyauth));
+  // Pipelined, split at an odd place.
+  lab.send("GET / HTTP/1.1\r\nHost: a.org\r\n\r\nGET /x HTTP/1.1\r\nHo");
+  lab.send("st: b.org\r\n\r\n");
+  const std::string a =
+      "HTTP/1.1 301 Moved Permanently\r\nLocation: https://a.org/\r\n"
+      "Content-Length: 0\r\n\r\n";
+  const std::string b =
+      "HTTP/1.1 301 Moved Permanently\r\nLocation: https://b.org/x\r\n"
+      "Content-Length: 0\r\n\r\n";
+  CHECK(lab.read(a.size() + b.size()) == a + b);
+  lab.client.shutdown(tcp::socket::shutdown_send);
+  // The session closes only after the client's FIN (passive close: no TIME_WAIT on our side).
+  CHECK(lab.next_read_error(2s) == asio::error::eof);
+  CHECK(lab.stats.answered_redirect_https == 4);
+  CHECK(lab.stats.answered_keyauth == 1);
+  CHECK(lab.stats.relayed == 0);
+  lab.prod.non_blocking(true);
+  boost::system::error_code ec;
+  (void)lab.prod.accept(ec);
+  CHECK(ec == asio::error::would_block);  // production was never connected to
+}
+
+TEST_CASE("redirect-https session: no usable Host is 400 with Connection: close",
+          "[backends][session][redirect]") {
+  Lab lab(5s, false, true);
+  lab.send("GET / HTTP/1.0\r\n\r\n");
+  const std::string bad =
+      "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+  CHECK(lab.read(bad.size()) == bad);
+  // Nothing more is answered; the session waits for the client's FIN (drain deadline: RST).
+  lab.send("GET / HTTP/1.1\r\nHost: a.org\r\n\r\n");
+  CHECK(lab.next_read_error(1s) == asio::error::connection_reset);
+  CHECK(lab.stats.bad_request == 1);
+  CHECK(lab.stats.answered_redirect_https == 0);
+}
+
+TEST_CASE("redirect-https session: non-HTTP bytes and oversized heads are reset",
+          "[backends][session][redirect]") {
+  {
+    Lab lab(5s, false, true);
+    lab.send("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
+    CHECK(lab.next_read_error(2s) == asio::error::connection_reset);
+    CHECK(lab.stats.malformed_reset == 1);
+  }
+  {
+    Lab lab(5s, false, true);
+    lab.send("GET /" + std::string(9000, 'a'));  // beyond max_http_head (8192), no head end
+    CHECK(lab.next_read_error(2s) == asio::error::connection_reset);
+    CHECK(lab.stats.malformed_reset == 1);
+  }
+  {
+    Lab lab(5s, false, true);
+    lab.send("GET / HTTP/1.1\r\nHost: evil.com\r\n folded\r\n\r\n");
+    CHECK(lab.next_read_error(2s) == asio::error::connection_reset);
+    CHECK(lab.stats.malformed_reset == 1);
+  }
+  {
+    Lab lab(5s, false, true);
+    lab.send("GET / HTTP/1.1\r\nHost: evil.com\r\nX-Injected: a\r\n\r\n");
+    lab.send("GET / HTTP/1.1\r\nHost: a@evil.com\r\n\r\n");  // the second one: 400
+    const std::string moved =
+        "HTTP/1.1 301 Moved Permanently\r\nLocation: https://evil.com/"
+        "\r\nContent-Length: 0\r\n\r\n";
+    const std::string bad =
+        "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    CHECK(lab.read(moved.size() + bad.size()) == moved + bad);
+  }
 }

@@ -227,6 +227,7 @@ TEST_CASE("the example config in docs/ parses to the documented values", "[confi
   CHECK(cfg.marks.taken == defaults.marks.taken);
   CHECK(cfg.marks.hold == defaults.marks.hold);
   CHECK(cfg.marks.rst == defaults.marks.rst);
+  CHECK(cfg.marks.drop == defaults.marks.drop);
   CHECK(cfg.routing.table == defaults.routing.table);
   CHECK(cfg.routing.priority == defaults.routing.priority);
   CHECK(cfg.hold.max_flows == defaults.hold.max_flows);
@@ -240,7 +241,7 @@ TEST_CASE("the example config in docs/ parses to the documented values", "[confi
   CHECK(cfg.log_level == defaults.log_level);
   CHECK(cfg.metrics_listen == defaults.metrics_listen);
   CHECK(cfg.chain_prefix == defaults.chain_prefix);
-  CHECK(cfg.origins.at("marks.pass") == "acmegw.example.toml:26");
+  CHECK(cfg.origins.at("marks.pass") == "acmegw.example.toml:27");
 }
 
 TEST_CASE("TOML: every key sets its field; origins record file:line", "[config]") {

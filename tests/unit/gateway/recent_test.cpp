@@ -44,6 +44,8 @@ TEST_CASE("recent: the decision is repeated for the flow's later segments", "[fl
   CHECK(r.lookup(key(40000), 1000 + 1448, t0 + 5ms) == Decided::Pass);  // pipelined, queued
   CHECK(r.lookup(key(40001), 7000 + 80, t0 + 5ms) == Decided::Taken);
   CHECK_FALSE(r.lookup(key(40002), 1000, t0));  // another flow
+  r.record(key(40003), 9000, Decided::Drop, t0);  // policy drop: DROP again for queued segments
+  CHECK(r.lookup(key(40003), 9000 + 100, t0 + 5ms) == Decided::Drop);
 }
 
 TEST_CASE("recent: bounded by age and by sequence window", "[flow][recent]") {

@@ -92,19 +92,74 @@ TEST_CASE("duplicate patterns and a second default route are refused", "[config]
         std::string::npos);
 }
 
-TEST_CASE("policy parses; anything but pass is refused with the reasons", "[config]") {
+TEST_CASE("policy parses; the prefilter defaults off for any policy but pass", "[config]") {
   CHECK(parse("policy = \"pass\"\n").policy == Policy::Pass);
+  CHECK(parse("policy = \"pass\"\n").prefilter);
   std::string error;
   CHECK(parse_policy("redirect-https", error) == Policy::RedirectHttps);
   CHECK(parse_policy("reject", error) == Policy::Reject);
   CHECK(parse_policy("drop", error) == Policy::Drop);
   CHECK_FALSE(parse_policy("block", error));
   CHECK(error == "unknown policy 'block' (pass, redirect-https, reject, drop)");
-  const auto e = errors_of("policy = \"drop\"\n");
-  REQUIRE(e.size() == 2);
-  CHECK(e[0] == "r.toml:2: policy: policy 'drop' is not implemented in this build yet (only "
-                "\"pass\")");
-  CHECK(e[1].starts_with("r.toml:2: policy: policy 'drop' needs prefilter = false"));
+  const std::string backend = "backend = \"thumbprint=" + kThumb + "\"\n";
+  for (const char* p : {"redirect-https", "reject", "drop"}) {
+    CAPTURE(p);
+    const Config cfg = parse(backend + "policy = \"" + p + "\"\n");
+    CHECK_FALSE(cfg.prefilter);  // not set: off, and describe() says why
+    CHECK(describe(cfg).find("prefilter=off (default for policy " + std::string{p} + ")") !=
+          std::string::npos);
+    CHECK_FALSE(parse(backend + "policy = \"" + p + "\"\nprefilter = false\n").prefilter);
+    // The flags do the same.
+    CHECK_FALSE(parse(backend, {{"--policy", p}}).prefilter);
+  }
+}
+
+TEST_CASE("policy: explicit prefilter, missing backend, relay are errors with FILE:LINE: key",
+          "[config]") {
+  const std::string backend = "backend = \"thumbprint=" + kThumb + "\"\n";  // line 2
+  CHECK(errors_of(backend + "policy = \"drop\"\nprefilter = true\n") ==
+        std::vector<std::string>{
+            "r.toml:4: prefilter: prefilter = true cannot be combined with policy 'drop': the "
+            "prefilter passes non-challenge flows in the kernel (leave prefilter unset or "
+            "false)"});
+  CHECK(errors_of("policy = \"reject\"\n") ==
+        std::vector<std::string>{
+            "r.toml:2: policy: policy 'reject' needs a backend (--backend / backend): acmegw "
+            "carries it out with the takeover that serves challenges"});
+  const auto relay = errors_of("backend = \"relay=192.0.2.9:80\"\npolicy = \"redirect-https\"\n");
+  REQUIRE(relay.size() == 1);
+  CHECK(relay[0].starts_with("r.toml:3: policy: policy \"redirect-https\" needs an answering "
+                             "backend"));
+  // reject and drop need no answers: a relay backend is fine for them.
+  CHECK(parse("backend = \"relay=192.0.2.9:80\"\npolicy = \"drop\"\n").policy == Policy::Drop);
+  // The flag form of the prefilter conflict names the flag... there is only --no-prefilter, so
+  // the file's explicit `prefilter = true` loses to it.
+  CHECK_FALSE(parse(backend + "policy = \"drop\"\nprefilter = true\n",
+                    {{"--no-prefilter", "false"}})
+                  .prefilter);
+}
+
+TEST_CASE("marks.drop: under the mask, distinct, checked for policy drop or when set",
+          "[config]") {
+  const std::string backend = "backend = \"thumbprint=" + kThumb + "\"\n";
+  CHECK(parse(backend + "policy = \"drop\"\n").marks.drop == 0x00500000);
+  CHECK(parse(backend + "policy = \"drop\"\n[marks]\ndrop = 0x00600000\n").marks.drop ==
+        0x00600000);
+  CHECK(parse(backend, {{"--mark-drop", "0x00700000"}}).marks.drop == 0x00700000);
+  CHECK(errors_of(backend + "policy = \"drop\"\n[marks]\ndrop = 0x00100000\n") ==
+        std::vector<std::string>{"r.toml:5: marks.drop: value 0x00100000 equals marks.pass"});
+  CHECK(errors_of(backend + "[marks]\ndrop = 0x01000000\n") ==
+        std::vector<std::string>{
+            "r.toml:4: marks.drop: value 0x01000000 has no bit under marks.mask 0x00f00000"});
+  // A custom mask from before the DROP mark existed stays valid without policy drop...
+  const std::string custom = "[marks]\nmask = 0xf0\npass = 0x10\ntaken = 0x20\nhold = 0x30\n"
+                             "rst = 0x40\n";
+  CHECK(parse(custom).marks.mask == 0xf0);
+  // ...and policy drop asks for a DROP mark under it.
+  CHECK(errors_of(backend + "policy = \"drop\"\n" + custom) ==
+        std::vector<std::string>{
+            "marks.drop: value 0x00500000 has no bit under marks.mask 0x000000f0"});
+  CHECK(parse(backend + "policy = \"drop\"\n" + custom + "drop = 0x50\n").marks.drop == 0x50);
 }
 
 TEST_CASE("challenge allow/deny: CIDRs, deny wins, empty allow admits all", "[config]") {

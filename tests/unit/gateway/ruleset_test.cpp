@@ -321,3 +321,83 @@ TEST_CASE("default_programs: the packet library's programs for the default chall
     CHECK(p.prefilter == acmegw::packet::to_xt_bytecode(acmegw::packet::build_prefilter(f)));
   }
 }
+
+TEST_CASE("ruleset: policy drop adds the DROP save and drop rules, nothing else changes",
+          "[rules]") {
+  Config cfg = config({"203.0.113.10"});
+  const std::string pass_v4 = render_save(build_ruleset(cfg, Family::V4, kFake));
+  cfg.backend = acmegw::gateway::BackendSpec{acmegw::gateway::BackendKind::Thumbprint, "x"};
+  cfg.prefilter = false;
+  for (const auto p : {acmegw::gateway::Policy::RedirectHttps, acmegw::gateway::Policy::Reject}) {
+    cfg.policy = p;
+    REQUIRE(acmegw::gateway::validate(cfg).empty());
+    Config no_policy = cfg;
+    no_policy.policy = acmegw::gateway::Policy::Pass;
+    CHECK(render_save(build_ruleset(cfg, Family::V4, kFake)) ==
+          render_save(build_ruleset(no_policy, Family::V4, kFake)));
+  }
+  cfg.policy = acmegw::gateway::Policy::Drop;
+  REQUIRE(acmegw::gateway::validate(cfg).empty());
+  const std::string expected =
+      "*mangle\n"
+      ":ACMEGW-PRE - [0:0]\n"
+      ":ACMEGW-FLOW - [0:0]\n"
+      ":ACMEGW-HTTP - [0:0]\n"
+      "-A PREROUTING -j ACMEGW-PRE\n"
+      "-A ACMEGW-PRE -d 203.0.113.10/32 -p tcp -m tcp --dport 80 -g ACMEGW-FLOW\n"
+      "-A ACMEGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! --mark "
+      "0x0/0xf00000 -m conntrack --ctdir ORIGINAL -m comment --comment \"acmegw: new "
+      "connection on a decided tuple\" -j CONNMARK --set-xmark 0x0/0xf00000\n"
+      "-A ACMEGW-FLOW -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: save "
+      "production verdict\" -j CONNMARK --save-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
+      "-A ACMEGW-FLOW -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: "
+      "production verdict saved\" -j RETURN\n"
+      "-A ACMEGW-FLOW -m mark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: save "
+      "takeover verdict\" -j CONNMARK --save-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
+      // the DROP verdict mark, saved with the other verdicts
+      "-A ACMEGW-FLOW -m mark --mark 0x500000/0xf00000 -m comment --comment \"acmegw: save "
+      "drop verdict\" -j CONNMARK --save-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
+      "-A ACMEGW-FLOW -m connmark --mark 0x100000/0xf00000 -j RETURN\n"
+      // after the SYN rule (a new connection on the tuple is not dropped) and after the
+      // production fast path (production packets never meet it)
+      "-A ACMEGW-FLOW -m connmark --mark 0x500000/0xf00000 -m comment --comment \"acmegw: "
+      "dropped flow (policy drop)\" -j DROP\n"
+      "-A ACMEGW-FLOW -m comment --comment \"acmegw: restore flow decision\" -j CONNMARK "
+      "--restore-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
+      "-A ACMEGW-FLOW -m mark --mark 0x200000/0xf00000 -m conntrack --ctdir REPLY -m comment "
+      "--comment \"acmegw: drop production side of taken flow\" -j DROP\n"
+      "-A ACMEGW-FLOW -m mark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: taken "
+      "flow, routed to local\" -j ACCEPT\n"
+      "-A ACMEGW-FLOW -d 203.0.113.10/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate "
+      "ESTABLISHED --ctdir ORIGINAL -m comment --comment \"acmegw: protected http endpoint\" "
+      "-j ACMEGW-HTTP\n"
+      "-A ACMEGW-HTTP -m bpf --bytecode \"1,6 0 0 1\" -m comment --comment \"acmegw: queue "
+      "http data of undecided flow\" -j NFQUEUE --queue-num 0 --queue-bypass\n"
+      "COMMIT\n"
+      "*raw\n"
+      ":ACMEGW-OUT - [0:0]\n"
+      "-A OUTPUT -j ACMEGW-OUT\n"
+      "-A ACMEGW-OUT -m mark --mark 0x400000/0xf00000 -m comment --comment \"acmegw: "
+      "untracked reset to production\" -j CT --notrack\n"
+      "COMMIT\n"
+      "*filter\n"
+      ":ACMEGW-FWD - [0:0]\n"
+      "-A FORWARD -j ACMEGW-FWD\n"
+      "-A ACMEGW-FWD -m connmark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: "
+      "taken flow, never forwarded\" -j DROP\n"
+      "-A ACMEGW-FWD -m connmark --mark 0x500000/0xf00000 -m comment --comment \"acmegw: "
+      "dropped flow, never forwarded\" -j DROP\n"
+      "COMMIT\n";
+  CHECK(render_save(build_ruleset(cfg, Family::V4, kFake)) == expected);
+  // A custom DROP mark and mask, and the IPv6 half (no v6 endpoint: still empty).
+  cfg.marks = {0xf0, 0x10, 0x20, 0x30, 0x40, 0x70};
+  REQUIRE(acmegw::gateway::validate(cfg).empty());
+  const std::string custom = render_save(build_ruleset(cfg, Family::V4, kFake));
+  CHECK(custom.find("-A ACMEGW-FLOW -m mark --mark 0x70/0xf0 -m comment --comment \"acmegw: save "
+                    "drop verdict\" -j CONNMARK --save-mark --nfmask 0xf0 --ctmask 0xf0\n") !=
+        std::string::npos);
+  CHECK(custom.find("-A ACMEGW-FWD -m connmark --mark 0x70/0xf0 -m comment --comment \"acmegw: "
+                    "dropped flow, never forwarded\" -j DROP\n") != std::string::npos);
+  CHECK(build_ruleset(cfg, Family::V6, kFake).chains.empty());
+  CHECK(pass_v4.find("0x500000") == std::string::npos);
+}
