@@ -144,13 +144,13 @@ def rejected(lab: Lab, fam: int) -> tuple[Optional[str], int]:
 
 
 def drop_counter(lab: Lab, fam: int) -> int:
-    """Packets the PRE chain's "dropped flow (policy drop)" rule has dropped."""
+    """Packets the FLOW chain's "dropped flow (policy drop)" rule has dropped."""
     tool = "iptables" if fam == 4 else "ip6tables"
-    out = lab.sh(lab.ns.fw, tool, "-w", "-t", "mangle", "-L", "ACMEGW-PRE", "-v", "-x", "-n")
+    out = lab.sh(lab.ns.fw, tool, "-w", "-t", "mangle", "-L", "ACMEGW-FLOW", "-v", "-x", "-n")
     for line in out.splitlines():
         if "dropped flow (policy drop)" in line:
             return int(line.split()[0])
-    raise AssertionError(f"no DROP rule in {tool} ACMEGW-PRE:\n{out}")
+    raise AssertionError(f"no DROP rule in {tool} ACMEGW-FLOW:\n{out}")
 
 
 def dropped(lab: Lab, fam: int) -> tuple[Optional[str], int]:
