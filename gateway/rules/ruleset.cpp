@@ -23,6 +23,7 @@ constexpr std::string_view kNeedsTakenReplyDrop = "xt_mark, xt_conntrack, xt_com
 constexpr std::string_view kNeedsEndpoint = "xt_tcpudp";
 constexpr std::string_view kNeedsDrop = "xt_connmark, xt_comment";
 constexpr std::string_view kNeedsSynClear = "xt_tcpudp, xt_connmark, xt_conntrack, xt_comment";
+constexpr std::string_view kNeedsSynReturn = "xt_tcpudp, xt_comment";
 constexpr std::string_view kNeedsJump = "xt_tcpudp, xt_conntrack, xt_comment";
 constexpr std::string_view kNeedsPrefilter =
     "xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF), xt_mark, xt_comment";
@@ -234,30 +235,35 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
            " -m conntrack --ctdir ORIGINAL " + comment("new connection on a decided tuple") +
            " -j CONNMARK --set-xmark " + masked(0, m.mask),
        kNeedsSynClear},
-      // Verdict marks of NF_REPEATed packets, saved before the connmark is read: a verdict
-      // always wins over what the connmark held (native compares: cheap for other packets).
+      // Nothing else to do for a SYN: its flow is undecided (rule 1 made sure) and has no data.
+      {"-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN " + comment("new connection, undecided") +
+           " -j RETURN",
+       kNeedsSynReturn},
+      // The fast path: every later packet of a production flow ends here, after native compares
+      // and one xt match. No comment on purpose (it would be a second xt match per packet).
+      // `mark 0` keeps NF_REPEATed verdicts away from it: a verdict always wins.
+      {"-m mark --mark " + masked(0, m.mask) + " -m connmark --mark " + pass + " -j RETURN",
+       kNeedsMark},
       {"-m mark --mark " + pass + ' ' + comment("save production verdict") + ' ' + save,
        kNeedsMark},
       {"-m mark --mark " + pass + ' ' + comment("production verdict saved") + " -j RETURN",
        kNeedsMark},
       {"-m mark --mark " + taken + ' ' + comment("save takeover verdict") + ' ' + save, kNeedsMark},
-      // The fast path: every later packet of a production flow ends here, after one xt match.
-      // No comment on purpose (it would be a second xt match per packet).
-      {"-m connmark --mark " + pass + " -j RETURN", kNeedsMark},
   };
   if (drop_policy) {
     // After the SYN rule (a client's new connection on the tuple clears the stale decision)
     // and after the production fast path (production flows never pay for this one).
-    flow.rules.insert(flow.rules.begin() + 4, {"-m mark --mark " + drop + ' ' +
-                                                   comment("save drop verdict") + ' ' + save,
-                                               kNeedsMark});
+    flow.rules.push_back(
+        {"-m mark --mark " + drop + ' ' + comment("save drop verdict") + ' ' + save, kNeedsMark});
     flow.rules.push_back(
         {"-m connmark --mark " + drop + ' ' + comment("dropped flow (policy drop)") + " -j DROP",
          kNeedsDrop});
   }
   flow.rules.insert(flow.rules.end(), {
-      {comment("restore flow decision") + " -j CONNMARK --restore-mark --nfmask " + hex(m.mask) +
-           " --ctmask " + hex(m.mask),
+      // Only flows with a decision or HOLD have anything to restore: one xt match for the
+      // others instead of the restore target (and its comment).
+      {"-m connmark ! --mark " + masked(0, m.mask) + ' ' + comment("restore flow decision") +
+           " -j CONNMARK --restore-mark --nfmask " + hex(m.mask) + " --ctmask " + hex(m.mask),
        kNeedsMark},
       // Only if a client inside a protected prefix talks from a protected port: FORWARD drops
       // production's side of a taken flow, but restore-mark above would route it to local.

@@ -13,14 +13,15 @@
 //     per endpoint: -d NET -p tcp --dport P → goto PFX-FLOW     (native; no comment)
 //   PFX-FLOW
 //     1 SYN, connmark != 0, ctdir ORIGINAL → CONNMARK 0   a new flow on a decided tuple
-//     2 mark PASS/M   → CONNMARK --save-mark             the NF_REPEATed production verdict
-//     3 mark PASS/M   → RETURN
-//     4 mark TAKEN/M  → CONNMARK --save-mark             the NF_REPEATed takeover verdict
-//     5 connmark PASS/M → RETURN                         production: the fast path (no comment)
-//     6 → CONNMARK --restore-mark                        TAKEN or HOLD onto the packet
-//     7 mark TAKEN/M, ctdir REPLY → DROP                 production's side (client in NET:P only)
-//     8 mark TAKEN/M  → ACCEPT                           taken: keep the mark for the policy route
-//     9 per http endpoint: -d NET -p tcp --dport P, ESTABLISHED ORIGINAL → PFX-HTTP
+//     2 SYN → RETURN                                     nothing more to do for a SYN
+//     3 mark 0/M, connmark PASS/M → RETURN               production: the fast path (no comment)
+//     4 mark PASS/M   → CONNMARK --save-mark             the NF_REPEATed production verdict
+//     5 mark PASS/M   → RETURN
+//     6 mark TAKEN/M  → CONNMARK --save-mark             the NF_REPEATed takeover verdict
+//     7 connmark != 0 → CONNMARK --restore-mark          TAKEN or HOLD onto the packet
+//     8 mark TAKEN/M, ctdir REPLY → DROP                 production's side (client in NET:P only)
+//     9 mark TAKEN/M  → ACCEPT                           taken: keep the mark for the policy route
+//    10 per http endpoint: -d NET -p tcp --dport P, ESTABLISHED ORIGINAL → PFX-HTTP
 //       per tls endpoint:  same + payload probe → NFQUEUE
 //   PFX-HTTP
 //     1 mark 0/M + prefilter (xt_bpf) → MARK PASS   first segment cannot start a challenge
@@ -29,8 +30,8 @@
 //     4 payload probe (xt_bpf) → NFQUEUE --queue-bypass   data segments of undecided flows
 //   filter FORWARD ─▶ PFX-FWD: connmark TAKEN/M → DROP    production's side of a taken flow
 //   only with policy "drop":
-//     PFX-FLOW after 4: mark DROP/M → CONNMARK --save-mark   the NF_REPEATed DROP verdict
-//              after 5: connmark DROP/M → DROP   every later client packet, in the kernel (the
+//     PFX-FLOW after 6: mark DROP/M → CONNMARK --save-mark   the NF_REPEATed DROP verdict
+//              then: connmark DROP/M → DROP      every later client packet, in the kernel (the
 //              SYN rule 1 clears a stale DROP when the client opens a new connection)
 //     PFX-FWD  connmark DROP/M → DROP             production's side, never forwarded
 //   raw OUTPUT ─▶ PFX-OUT: mark RST/M → CT --notrack    the spoofed RST must not touch conntrack

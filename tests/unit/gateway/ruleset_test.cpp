@@ -60,15 +60,19 @@ TEST_CASE("ruleset: IPv4 with defaults, http + tls endpoints, one queue", "[rule
       "-A ACMEGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! --mark "
       "0x0/0xf00000 -m conntrack --ctdir ORIGINAL -m comment --comment \"acmegw: new "
       "connection on a decided tuple\" -j CONNMARK --set-xmark 0x0/0xf00000\n"
+      "-A ACMEGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m comment --comment "
+      "\"acmegw: new connection, undecided\" -j RETURN\n"
+      "-A ACMEGW-FLOW -m mark --mark 0x0/0xf00000 -m connmark --mark 0x100000/0xf00000 -j "
+      "RETURN\n"
       "-A ACMEGW-FLOW -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: save "
       "production verdict\" -j CONNMARK --save-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
       "-A ACMEGW-FLOW -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: "
       "production verdict saved\" -j RETURN\n"
       "-A ACMEGW-FLOW -m mark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: save "
       "takeover verdict\" -j CONNMARK --save-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
-      "-A ACMEGW-FLOW -m connmark --mark 0x100000/0xf00000 -j RETURN\n"
-      "-A ACMEGW-FLOW -m comment --comment \"acmegw: restore flow decision\" -j CONNMARK "
-      "--restore-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
+      "-A ACMEGW-FLOW -m connmark ! --mark 0x0/0xf00000 -m comment --comment \"acmegw: "
+      "restore flow decision\" -j CONNMARK --restore-mark --nfmask 0xf00000 --ctmask "
+      "0xf00000\n"
       "-A ACMEGW-FLOW -m mark --mark 0x200000/0xf00000 -m conntrack --ctdir REPLY -m comment "
       "--comment \"acmegw: drop production side of taken flow\" -j DROP\n"
       "-A ACMEGW-FLOW -m mark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: taken "
@@ -122,15 +126,17 @@ TEST_CASE("ruleset: IPv6, custom masks, queue balance, prefix, no prefilter", "[
       "-A AGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! --mark "
       "0x0/0xff00 -m conntrack --ctdir ORIGINAL -m comment --comment \"acmegw: new "
       "connection on a decided tuple\" -j CONNMARK --set-xmark 0x0/0xff00\n"
+      "-A AGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m comment --comment "
+      "\"acmegw: new connection, undecided\" -j RETURN\n"
+      "-A AGW-FLOW -m mark --mark 0x0/0xff00 -m connmark --mark 0x100/0xff00 -j RETURN\n"
       "-A AGW-FLOW -m mark --mark 0x100/0xff00 -m comment --comment \"acmegw: save "
       "production verdict\" -j CONNMARK --save-mark --nfmask 0xff00 --ctmask 0xff00\n"
       "-A AGW-FLOW -m mark --mark 0x100/0xff00 -m comment --comment \"acmegw: production "
       "verdict saved\" -j RETURN\n"
       "-A AGW-FLOW -m mark --mark 0x200/0xff00 -m comment --comment \"acmegw: save takeover "
       "verdict\" -j CONNMARK --save-mark --nfmask 0xff00 --ctmask 0xff00\n"
-      "-A AGW-FLOW -m connmark --mark 0x100/0xff00 -j RETURN\n"
-      "-A AGW-FLOW -m comment --comment \"acmegw: restore flow decision\" -j CONNMARK "
-      "--restore-mark --nfmask 0xff00 --ctmask 0xff00\n"
+      "-A AGW-FLOW -m connmark ! --mark 0x0/0xff00 -m comment --comment \"acmegw: restore "
+      "flow decision\" -j CONNMARK --restore-mark --nfmask 0xff00 --ctmask 0xff00\n"
       "-A AGW-FLOW -m mark --mark 0x200/0xff00 -m conntrack --ctdir REPLY -m comment "
       "--comment \"acmegw: drop production side of taken flow\" -j DROP\n"
       "-A AGW-FLOW -m mark --mark 0x200/0xff00 -m comment --comment \"acmegw: taken flow, "
@@ -167,9 +173,9 @@ TEST_CASE("plan_install: fresh system inserts jumps first and declares every cha
   const Config cfg = config({"192.0.2.1"});
   const auto rs = build_ruleset(cfg, Family::V4, kFake);
   const auto lines = texts(plan_install(rs, "ACMEGW", ""));
-  // mangle: header, 3 declarations, jump, 1 PRE + 9 FLOW + 4 HTTP rules, COMMIT; raw and
+  // mangle: header, 3 declarations, jump, 1 PRE + 10 FLOW + 4 HTTP rules, COMMIT; raw and
   // filter: 5 each.
-  REQUIRE(lines.size() == 20 + 5 + 5);
+  REQUIRE(lines.size() == 21 + 5 + 5);
   CHECK(lines[0] == "*mangle");
   CHECK(lines[1] == ":ACMEGW-PRE - [0:0]");
   CHECK(lines[2] == ":ACMEGW-FLOW - [0:0]");
@@ -177,13 +183,13 @@ TEST_CASE("plan_install: fresh system inserts jumps first and declares every cha
   CHECK(lines[4] == "-I PREROUTING 1 -j ACMEGW-PRE");
   CHECK(lines[5] == "-A ACMEGW-PRE -d 192.0.2.1/32 -p tcp -m tcp --dport 80 -g ACMEGW-FLOW");
   CHECK(lines[6].starts_with("-A ACMEGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN "));
-  CHECK(lines[19] == "COMMIT");
-  CHECK(lines[20] == "*raw");
-  CHECK(lines[21] == ":ACMEGW-OUT - [0:0]");
-  CHECK(lines[22] == "-I OUTPUT 1 -j ACMEGW-OUT");
-  CHECK(lines[24] == "COMMIT");
-  CHECK(lines[25] == "*filter");
-  CHECK(lines[27] == "-I FORWARD 1 -j ACMEGW-FWD");
+  CHECK(lines[20] == "COMMIT");
+  CHECK(lines[21] == "*raw");
+  CHECK(lines[22] == ":ACMEGW-OUT - [0:0]");
+  CHECK(lines[23] == "-I OUTPUT 1 -j ACMEGW-OUT");
+  CHECK(lines[25] == "COMMIT");
+  CHECK(lines[26] == "*filter");
+  CHECK(lines[28] == "-I FORWARD 1 -j ACMEGW-FWD");
   CHECK(lines.back() == "COMMIT");
 }
 
@@ -208,23 +214,23 @@ TEST_CASE("plan_install: current jumps are kept, legacy jumps replaced, stale ch
       "COMMIT\n";
   const Config cfg = config({"tls://192.0.2.1:443"});
   const auto lines = texts(plan_install(build_ruleset(cfg, Family::V4, kFake), "ACMEGW", current));
-  REQUIRE(lines.size() == 18 + 4 + 5);
+  REQUIRE(lines.size() == 19 + 4 + 5);
   CHECK(lines[0] == "*mangle");
   CHECK(lines[1] == ":ACMEGW-PRE - [0:0]");  // flushes PRE, which drops its jump to HTTP
   CHECK(lines[2] == ":ACMEGW-FLOW - [0:0]");
   CHECK(lines[3] == "-D PREROUTING -m comment --comment acmegw -j ACMEGW-PRE");
   CHECK(lines[4] == "-I PREROUTING 1 -j ACMEGW-PRE");
   CHECK(lines[5] == "-A ACMEGW-PRE -d 192.0.2.1/32 -p tcp -m tcp --dport 443 -g ACMEGW-FLOW");
-  CHECK(lines[14].find("--dport 443") != std::string::npos);
-  CHECK(lines[14].find("-j NFQUEUE") != std::string::npos);
-  CHECK(lines[15] == "-F ACMEGW-HTTP");
-  CHECK(lines[16] == "-X ACMEGW-HTTP");
-  CHECK(lines[17] == "COMMIT");
-  CHECK(lines[18] == "*raw");
-  CHECK(lines[19] == ":ACMEGW-OUT - [0:0]");
-  CHECK(lines[20].starts_with("-A ACMEGW-OUT "));  // no -I: the jump exists
-  CHECK(lines[22] == "*filter");
-  CHECK(lines[24] == "-I FORWARD 1 -j ACMEGW-FWD");
+  CHECK(lines[15].find("--dport 443") != std::string::npos);
+  CHECK(lines[15].find("-j NFQUEUE") != std::string::npos);
+  CHECK(lines[16] == "-F ACMEGW-HTTP");
+  CHECK(lines[17] == "-X ACMEGW-HTTP");
+  CHECK(lines[18] == "COMMIT");
+  CHECK(lines[19] == "*raw");
+  CHECK(lines[20] == ":ACMEGW-OUT - [0:0]");
+  CHECK(lines[21].starts_with("-A ACMEGW-OUT "));  // no -I: the jump exists
+  CHECK(lines[23] == "*filter");
+  CHECK(lines[25] == "-I FORWARD 1 -j ACMEGW-FWD");
 }
 
 TEST_CASE("plan_remove: deletes every jump (also duplicates), flushes, then deletes", "[rules]") {
@@ -277,22 +283,22 @@ TEST_CASE("plan_remove: deletes every jump (also duplicates), flushes, then dele
 TEST_CASE("explain_restore_error: maps the failing input line to the modules it needs", "[rules]") {
   const Config cfg = config({"192.0.2.1"});
   const auto plan = plan_install(build_ruleset(cfg, Family::V4, kFake), "ACMEGW", "");
-  // Line 16 is the prefilter rule (header, 3 declarations, jump, 1 PRE + 9 FLOW rules, then
+  // Line 17 is the prefilter rule (header, 3 declarations, jump, 1 PRE + 10 FLOW rules, then
   // HTTP).
-  REQUIRE(plan[15].text.find("prefilter, not a challenge") != std::string::npos);
+  REQUIRE(plan[16].text.find("prefilter, not a challenge") != std::string::npos);
   const std::string nft =
-      "iptables-restore v1.8.9 (nf_tables): \nline 16: RULE_APPEND failed (No such file or "
+      "iptables-restore v1.8.9 (nf_tables): \nline 17: RULE_APPEND failed (No such file or "
       "directory): rule in chain ACMEGW-HTTP\n";
   const std::string why = explain_restore_error(plan, nft);
   CHECK(why.starts_with("rule `-A ACMEGW-HTTP -m mark --mark 0x0/0xf00000 -m bpf"));
   CHECK(
-      why.find("(input line 16) was rejected; it needs: xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF)") !=
+      why.find("(input line 17) was rejected; it needs: xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF)") !=
       std::string::npos);
-  CHECK(explain_restore_error(plan, "Couldn't load match `bpf'\n\nError occurred at line: 16\n") ==
+  CHECK(explain_restore_error(plan, "Couldn't load match `bpf'\n\nError occurred at line: 17\n") ==
         why);
-  CHECK(explain_restore_error(plan, "iptables-restore: line 16 failed\n") == why);
-  CHECK(explain_restore_error(plan, "Error occurred at line: 20\n")
-            .starts_with("the kernel rejected the table committed at input line 20"));
+  CHECK(explain_restore_error(plan, "iptables-restore: line 17 failed\n") == why);
+  CHECK(explain_restore_error(plan, "Error occurred at line: 21\n")
+            .starts_with("the kernel rejected the table committed at input line 21"));
   CHECK(explain_restore_error(plan, "no line number here").empty());
   CHECK(explain_restore_error(plan, "line 999: out of range").empty());
   CHECK(explain_restore_error(plan, "line 0: nonsense").empty());
@@ -348,22 +354,26 @@ TEST_CASE("ruleset: policy drop adds the DROP save and drop rules, nothing else 
       "-A ACMEGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! --mark "
       "0x0/0xf00000 -m conntrack --ctdir ORIGINAL -m comment --comment \"acmegw: new "
       "connection on a decided tuple\" -j CONNMARK --set-xmark 0x0/0xf00000\n"
+      "-A ACMEGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m comment --comment "
+      "\"acmegw: new connection, undecided\" -j RETURN\n"
+      "-A ACMEGW-FLOW -m mark --mark 0x0/0xf00000 -m connmark --mark 0x100000/0xf00000 -j "
+      "RETURN\n"
       "-A ACMEGW-FLOW -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: save "
       "production verdict\" -j CONNMARK --save-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
       "-A ACMEGW-FLOW -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: "
       "production verdict saved\" -j RETURN\n"
       "-A ACMEGW-FLOW -m mark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: save "
       "takeover verdict\" -j CONNMARK --save-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
-      // the DROP verdict mark, saved with the other verdicts
+      // the DROP verdict mark, saved with the other verdicts, then the drop itself: after the
+      // SYN rule (a new connection on the tuple is not dropped) and after the production fast
+      // path (production packets never meet it)
       "-A ACMEGW-FLOW -m mark --mark 0x500000/0xf00000 -m comment --comment \"acmegw: save "
       "drop verdict\" -j CONNMARK --save-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
-      "-A ACMEGW-FLOW -m connmark --mark 0x100000/0xf00000 -j RETURN\n"
-      // after the SYN rule (a new connection on the tuple is not dropped) and after the
-      // production fast path (production packets never meet it)
       "-A ACMEGW-FLOW -m connmark --mark 0x500000/0xf00000 -m comment --comment \"acmegw: "
       "dropped flow (policy drop)\" -j DROP\n"
-      "-A ACMEGW-FLOW -m comment --comment \"acmegw: restore flow decision\" -j CONNMARK "
-      "--restore-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
+      "-A ACMEGW-FLOW -m connmark ! --mark 0x0/0xf00000 -m comment --comment \"acmegw: "
+      "restore flow decision\" -j CONNMARK --restore-mark --nfmask 0xf00000 --ctmask "
+      "0xf00000\n"
       "-A ACMEGW-FLOW -m mark --mark 0x200000/0xf00000 -m conntrack --ctdir REPLY -m comment "
       "--comment \"acmegw: drop production side of taken flow\" -j DROP\n"
       "-A ACMEGW-FLOW -m mark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: taken "
