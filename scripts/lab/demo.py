@@ -12,6 +12,7 @@ import argparse
 import os
 import re
 import shlex
+import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -75,6 +76,9 @@ def main() -> None:
         cert, chain = acmelab.certbot_live(work, NAME)
         show(acmelab.verify_chain(pebble.root(lab), cert, chain) + "  (against Pebble's root)")
         show("names: " + ", ".join(acmelab.cert_names(cert)))
+        show(subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-subject", "-issuer",
+                             "-startdate", "-enddate"], capture_output=True, text=True,
+                            check=True).stdout.rstrip())
 
         step("evidence")
         challenges = [e for e in nginx.log_lines() if "acme-challenge" in e["request"]]
