@@ -140,9 +140,15 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     count(a.kind);
     format_response(a, line.method == "HEAD", out_);
+    write_answer(*end);
+  }
+
+  // Writes out_, the answer to the request head of `consumed` bytes at the start of in_; the
+  // connection stays open for the next request.
+  void write_answer(std::size_t consumed) {
     asio::async_write(
         client_, asio::buffer(out_),
-        [self = shared_from_this(), consumed = *end](boost::system::error_code e, std::size_t) {
+        [self = shared_from_this(), consumed](boost::system::error_code e, std::size_t) {
           self->on_response_written(e, consumed);
         });
   }
@@ -170,15 +176,7 @@ class Session : public std::enable_shared_from_this<Session> {
         return reply_then_drain(out_);
       case HttpsRedirect::Kind::MovedPermanently:
         stats_.answered_redirect_https.fetch_add(1, std::memory_order_relaxed);
-        if (r.close) {
-          return reply_then_drain(out_);
-        }
-        asio::async_write(
-            client_, asio::buffer(out_),
-            [self = shared_from_this(), consumed = *end](boost::system::error_code e, std::size_t) {
-              self->on_response_written(e, consumed);
-            });
-        return;
+        return r.close ? reply_then_drain(out_) : write_answer(*end);
     }
   }
 

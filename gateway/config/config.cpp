@@ -529,7 +529,7 @@ std::vector<ConfigError> validate(const Config& cfg, bool need_endpoints) {
                                                                  {"marks.drop", m.drop}};
     // The DROP mark is only used by policy drop: a config written before it existed (custom
     // mask, four marks) stays valid unless it asks for drop or sets the mark.
-    const bool check_drop = cfg.policy == Policy::Drop || cfg.origins.contains("marks.drop");
+    const bool check_drop = cfg.uses_drop_mark() || cfg.origins.contains("marks.drop");
     for (std::size_t i = 0; i < std::size(values) - (check_drop ? 0 : 1); ++i) {
       const auto [key, v] = values[i];
       if ((v & m.mask) == 0) {
@@ -740,7 +740,7 @@ std::string describe(const Config& cfg) {
   out += "\nrouting: table=" + std::to_string(cfg.routing.table) +
          " priority=" + std::to_string(cfg.routing.priority);
   out += "\nchains: " + cfg.chain_prefix +
-         "-PRE/-FWD/-OUT prefilter=" + (cfg.prefilter ? "on" : "off") +
+         "-PRE/-FLOW/-HTTP/-FWD/-OUT prefilter=" + (cfg.prefilter ? "on" : "off") +
          (!cfg.prefilter && cfg.policy != Policy::Pass && !cfg.origins.contains("prefilter")
               ? " (default for policy " + std::string{to_string(cfg.policy)} + ")"
               : std::string{}) +

@@ -146,6 +146,11 @@ struct Config {
   // "FILE:LINE" or "--flag". Filled by the loaders; keys absent here are defaults.
   std::map<std::string, std::string, std::less<>> origins;
 
+  // The DROP verdict mark means something only under policy drop: only then is it validated
+  // (under the mask, distinct), so with any other policy it may equal another mark (e.g. HOLD
+  // of a config older than DROP) and the engine, the takeover and the ruleset ignore it.
+  [[nodiscard]] bool uses_drop_mark() const noexcept { return policy == Policy::Drop; }
+
   // Bytes of one flow's client stream that may be held: the classifier limit for `p`.
   [[nodiscard]] std::size_t held_bytes_limit(classifier::Protocol p) const noexcept {
     return p == classifier::Protocol::Tls ? limits.max_client_hello : limits.max_http_head;

@@ -276,7 +276,7 @@ void Queue::on_packet(const nlmsghdr* nlh) noexcept {
   // carrying one must never be queued again. If the ruleset is wrong, end the loop here (a
   // dropped flow stays dropped).
   const std::uint32_t ours = q->mark & m.mask;
-  const bool dropped = uses_drop_mark() && ours == m.drop;
+  const bool dropped = cfg_.uses_drop_mark() && ours == m.drop;
   if (ours == m.pass || ours == m.taken || dropped) {
     stats_.requeued_marked.inc();
     verdicts_.put(q->id, dropped ? NF_DROP : NF_ACCEPT, std::nullopt);
@@ -376,7 +376,8 @@ flow::Decided Queue::decided_of(std::uint32_t value) const noexcept {
   if (value == cfg_.marks.taken) {
     return flow::Decided::Taken;
   }
-  return uses_drop_mark() && value == cfg_.marks.drop ? flow::Decided::Drop : flow::Decided::Pass;
+  return cfg_.uses_drop_mark() && value == cfg_.marks.drop ? flow::Decided::Drop
+                                                           : flow::Decided::Pass;
 }
 
 void Queue::release(const flow::Result& r, std::uint32_t value, flow::Cause cause) noexcept {

@@ -74,11 +74,6 @@ class Queue {
   void apply_policy(const flow::Result& r) noexcept;
   [[nodiscard]] std::uint32_t mark_of(flow::Decided d) const noexcept;
   [[nodiscard]] flow::Decided decided_of(std::uint32_t value) const noexcept;
-  // The DROP mark is validated (under the mask, distinct) only with policy drop; without it the
-  // value may equal another mark (e.g. HOLD of a config older than DROP) and means nothing.
-  [[nodiscard]] bool uses_drop_mark() const noexcept {
-    return cfg_.policy == gateway::Policy::Drop;
-  }
   void expire() noexcept;
   [[nodiscard]] classifier::Protocol protocol_of(const packet::FlowKey& key) const noexcept;
 

@@ -201,7 +201,7 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
   const gateway::Marks& m = cfg.marks;
   const std::string pass = masked(m.pass, m.mask);
   const std::string taken = masked(m.taken, m.mask);
-  const bool drop_policy = cfg.policy == gateway::Policy::Drop;
+  const bool drop_policy = cfg.uses_drop_mark();
   const std::string drop = masked(m.drop, m.mask);
   const std::string save =
       "-j CONNMARK --save-mark --nfmask " + hex(m.mask) + " --ctmask " + hex(m.mask);
@@ -259,20 +259,22 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
         {"-m connmark --mark " + drop + ' ' + comment("dropped flow (policy drop)") + " -j DROP",
          kNeedsDrop});
   }
-  flow.rules.insert(flow.rules.end(), {
-      // Only flows with a decision or HOLD have anything to restore: one xt match for the
-      // others instead of the restore target (and its comment).
-      {"-m connmark ! --mark " + masked(0, m.mask) + ' ' + comment("restore flow decision") +
-           " -j CONNMARK --restore-mark --nfmask " + hex(m.mask) + " --ctmask " + hex(m.mask),
-       kNeedsMark},
-      // Only if a client inside a protected prefix talks from a protected port: FORWARD drops
-      // production's side of a taken flow, but restore-mark above would route it to local.
-      {"-m mark --mark " + taken + " -m conntrack --ctdir REPLY " +
-           comment("drop production side of taken flow") + " -j DROP",
-       kNeedsTakenReplyDrop},
-      {"-m mark --mark " + taken + ' ' + comment("taken flow, routed to local") + " -j ACCEPT",
-       kNeedsMark},
-  });
+  flow.rules.insert(
+      flow.rules.end(),
+      {
+          // Only flows with a decision or HOLD have anything to restore: one xt match for the
+          // others instead of the restore target (and its comment).
+          {"-m connmark ! --mark " + masked(0, m.mask) + ' ' + comment("restore flow decision") +
+               " -j CONNMARK --restore-mark --nfmask " + hex(m.mask) + " --ctmask " + hex(m.mask),
+           kNeedsMark},
+          // Only if a client inside a protected prefix talks from a protected port: FORWARD drops
+          // production's side of a taken flow, but restore-mark above would route it to local.
+          {"-m mark --mark " + taken + " -m conntrack --ctdir REPLY " +
+               comment("drop production side of taken flow") + " -j DROP",
+           kNeedsTakenReplyDrop},
+          {"-m mark --mark " + taken + ' ' + comment("taken flow, routed to local") + " -j ACCEPT",
+           kNeedsMark},
+      });
   bool any_http = false;
   for (const Endpoint& e : cfg.protect) {
     if (e.addr.family != family) {
@@ -317,16 +319,16 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
                             {{"-m mark --mark " + masked(m.rst, m.mask) + ' ' +
                                   comment("untracked reset to production") + " -j CT --notrack",
                               kNeedsNotrack}}});
-  Chain fwd{names[4].table,
-            names[4].name,
-            names[4].hook,
-            {{"-m connmark --mark " + taken + ' ' + comment("taken flow, never forwarded") +
-                  " -j DROP",
-              kNeedsReplyDrop}}};
+  Chain fwd{
+      names[4].table,
+      names[4].name,
+      names[4].hook,
+      {{"-m connmark --mark " + taken + ' ' + comment("taken flow, never forwarded") + " -j DROP",
+        kNeedsReplyDrop}}};
   if (drop_policy) {
-    fwd.rules.push_back({"-m connmark --mark " + drop + ' ' +
-                             comment("dropped flow, never forwarded") + " -j DROP",
-                         kNeedsDrop});
+    fwd.rules.push_back(
+        {"-m connmark --mark " + drop + ' ' + comment("dropped flow, never forwarded") + " -j DROP",
+         kNeedsDrop});
   }
   rs.chains.push_back(std::move(fwd));
   return rs;

@@ -138,8 +138,7 @@ std::unique_ptr<RepairTakeover> make_takeover(const gateway::Config& cfg,
   o.mark_mask = cfg.marks.mask;
   o.pass_mark = cfg.marks.pass;
   o.taken_mark = cfg.marks.taken;
-  // Validated distinct only with policy drop (else it may equal another mark): 0 = unused.
-  o.drop_mark = cfg.policy == gateway::Policy::Drop ? cfg.marks.drop : 0;
+  o.drop_mark = cfg.uses_drop_mark() ? cfg.marks.drop : 0;  // 0 = unused
   o.session.redirect_https = cfg.policy == gateway::Policy::RedirectHttps;
   auto tko = std::make_unique<RepairTakeover>(std::move(backend), cfg.marks.rst, o);
   tko->set_sources(cfg.challenge);

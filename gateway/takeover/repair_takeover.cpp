@@ -184,7 +184,6 @@ std::vector<std::pair<std::string, std::uint64_t>> RepairTakeover::counters() co
   out.emplace_back("session_answered_redirect_https", s.answered_redirect_https.load());
   out.emplace_back("session_bad_request", s.bad_request.load());
   out.emplace_back("session_malformed_reset", s.malformed_reset.load());
-
   out.emplace_back("session_client_closed", s.client_closed.load());
   out.emplace_back("session_idle_aborted", s.idle_aborted.load());
   out.emplace_back("session_io_errors", s.io_errors.load());
