@@ -20,9 +20,10 @@ struct RulesOptions {
 
 void execute(Action action, const RulesOptions& opts) {
   // remove and the counters need only the names, marks and routing of what is installed.
-  const bool need_endpoints =
+  const bool whole_ruleset =
       action == Action::Install || (action == Action::Print && !opts.counters);
-  const gateway::Config cfg = load_config(opts.config, need_endpoints);
+  const gateway::Config cfg = load_config(
+      opts.config, whole_ruleset ? gateway::ConfigUse::Rules : gateway::ConfigUse::RulesRemove);
   try {
     switch (action) {
       case Action::Install:

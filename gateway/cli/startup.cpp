@@ -6,9 +6,9 @@
 
 namespace acmegw::cli {
 
-gateway::Config load_config(const gateway::ConfigOptions& opts, bool need_endpoints) {
+gateway::Config load_config(const gateway::ConfigOptions& opts, gateway::ConfigUse use) {
   try {
-    return gateway::finish_config(opts, need_endpoints);
+    return gateway::finish_config(opts, use);
   } catch (const gateway::ConfigException& e) {
     for (const auto& err : e.errors()) {
       std::cerr << "acmegw: config: " << err.to_string() << '\n';

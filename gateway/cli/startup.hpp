@@ -14,7 +14,7 @@ inline constexpr int kExitConfig = 2;   // the configuration is invalid
 // gateway::finish_config(); on a ConfigException prints every error ("acmegw: config: FILE:LINE:
 // key: message") to stderr and throws CommandExit{kExitConfig}.
 [[nodiscard]] gateway::Config load_config(const gateway::ConfigOptions& opts,
-                                          bool need_endpoints = true);
+                                          gateway::ConfigUse use = gateway::ConfigUse::Run);
 
 // sys::startup_checks(needs); prints each problem ("acmegw: ...") to stderr and throws
 // CommandExit{kExitFailure} when there is any.

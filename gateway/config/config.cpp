@@ -456,7 +456,7 @@ namespace {
 
 // The policy's needs (docs/configuration.md "Policy"). `fail(key, message)` records an error.
 template <typename Fail>
-void validate_policy(const Config& cfg, bool need_endpoints, Fail& fail) {
+void validate_policy(const Config& cfg, ConfigUse use, Fail& fail) {
   if (cfg.policy == Policy::Pass) {
     return;
   }
@@ -469,8 +469,8 @@ void validate_policy(const Config& cfg, bool need_endpoints, Fail& fail) {
                           ": the prefilter passes non-challenge flows in the kernel (leave "
                           "prefilter unset or false)");
   }
-  // `rules remove` (need_endpoints false) only needs names and marks.
-  if (need_endpoints && !cfg.backend && cfg.routes.empty()) {
+  // Only `run` carries the policy out; the rules commands build the same ruleset without one.
+  if (use == ConfigUse::Run && !cfg.backend && cfg.routes.empty()) {
     fail("policy", "policy " + name +
                        " needs a backend (--backend / backend): acmegw carries it out with the "
                        "takeover that serves challenges");
@@ -486,7 +486,7 @@ void validate_policy(const Config& cfg, bool need_endpoints, Fail& fail) {
 
 }  // namespace
 
-std::vector<ConfigError> validate(const Config& cfg, bool need_endpoints) {
+std::vector<ConfigError> validate(const Config& cfg, ConfigUse use) {
   std::vector<ConfigError> errors;
   auto fail = [&](std::string_view key, std::string message) {
     const auto it = cfg.origins.find(key);
@@ -494,7 +494,7 @@ std::vector<ConfigError> validate(const Config& cfg, bool need_endpoints) {
                                  std::string{key}, std::move(message)});
   };
 
-  if (need_endpoints && cfg.protect.empty()) {
+  if (use != ConfigUse::RulesRemove && cfg.protect.empty()) {
     fail("protect", "no protected endpoint: give --protect ADDR[:PORT] or protect = [\"ADDR\"]");
   }
   for (std::size_t i = 0; i < cfg.protect.size(); ++i) {
@@ -595,7 +595,7 @@ std::vector<ConfigError> validate(const Config& cfg, bool need_endpoints) {
                                      " bytes, the larger classifier limit)");
   }
 
-  validate_policy(cfg, need_endpoints, fail);
+  validate_policy(cfg, use, fail);
 
   // Routes: the same RouteTable the takeover builds, so what passes here cannot fail there.
   backends::RouteTable table;

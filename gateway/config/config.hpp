@@ -184,10 +184,18 @@ class ConfigException : public std::runtime_error {
 // by the loaders after every key is applied, before validate().
 void apply_policy_defaults(Config& cfg) noexcept;
 
-// Checks every cross-field and range rule; returns all violations (empty = valid). Errors carry
-// the origin recorded in cfg.origins. `need_endpoints` = false accepts an empty `protect` (for
-// `rules remove`, which only needs the names, marks and routing of what to remove).
-[[nodiscard]] std::vector<ConfigError> validate(const Config& cfg, bool need_endpoints = true);
+// What a configuration is loaded for: validate() demands what that use needs, nothing more.
+enum class ConfigUse : std::uint8_t {
+  Run,          // `run`, `check-config`: everything
+  Rules,        // `rules install`, `rules print`: the ruleset's inputs (endpoints, policy, marks,
+                // routing); no backend, which only `run` uses
+  RulesRemove,  // `rules remove`, `rules print --counters`: names, marks and routing only, so an
+                // empty `protect` is fine
+};
+
+// Checks every cross-field and range rule that `use` needs; returns all violations (empty =
+// valid). Errors carry the origin recorded in cfg.origins.
+[[nodiscard]] std::vector<ConfigError> validate(const Config& cfg, ConfigUse use = ConfigUse::Run);
 
 // ---- Value parsers shared by the TOML loader and the flags. Each returns the value, or
 // std::nullopt and sets `error` to a message naming the offending text.

@@ -421,8 +421,7 @@ void add_config_options(CLI::App& app, ConfigOptions& opts) {
 }
 
 Config build_config(std::istream* toml_in, const std::string& file,
-                    std::span<const std::pair<std::string, std::string>> flags,
-                    bool need_endpoints) {
+                    std::span<const std::pair<std::string, std::string>> flags, ConfigUse use) {
   Config cfg;
   std::vector<ConfigError> errors;
   bool syntax_error = false;  // then nothing of the file applied: semantic errors would mislead
@@ -466,7 +465,7 @@ Config build_config(std::istream* toml_in, const std::string& file,
   // Semantic checks of keys whose value did not even parse would only repeat the parse error
   // (e.g. "no protected endpoint" after a bad --protect).
   const auto parse_errors_end = static_cast<std::ptrdiff_t>(errors.size());
-  for (ConfigError& e : syntax_error ? std::vector<ConfigError>{} : validate(cfg, need_endpoints)) {
+  for (ConfigError& e : syntax_error ? std::vector<ConfigError>{} : validate(cfg, use)) {
     const bool unparsed = std::any_of(errors.begin(), errors.begin() + parse_errors_end,
                                       [&](const ConfigError& p) { return p.key == e.key; });
     if (!unparsed) {
@@ -479,15 +478,15 @@ Config build_config(std::istream* toml_in, const std::string& file,
   return cfg;
 }
 
-Config finish_config(const ConfigOptions& opts, bool need_endpoints) {
+Config finish_config(const ConfigOptions& opts, ConfigUse use) {
   if (opts.config_file.empty()) {
-    return build_config(nullptr, "", opts.flags, need_endpoints);
+    return build_config(nullptr, "", opts.flags, use);
   }
   std::ifstream in(opts.config_file, std::ios::binary);
   if (!in) {
     throw ConfigException({ConfigError{opts.config_file, "", "cannot open the file"}});
   }
-  return build_config(&in, opts.config_file, opts.flags, need_endpoints);
+  return build_config(&in, opts.config_file, opts.flags, use);
 }
 
 }  // namespace acmegw::gateway

@@ -49,14 +49,14 @@ void add_config_options(CLI::App& app, ConfigOptions& opts);
 
 // Builds the effective Config: defaults, then the TOML document `toml` (if not null; `file`
 // names it in errors), then `flags` (a list flag such as --protect replaces the file's list),
-// then validate(cfg, need_endpoints). Throws ConfigException listing every error (FILE:LINE or
+// then validate(cfg, use). Throws ConfigException listing every error (FILE:LINE or
 // flag, key, message).
 [[nodiscard]] Config build_config(std::istream* toml, const std::string& file,
                                   std::span<const std::pair<std::string, std::string>> flags,
-                                  bool need_endpoints = true);
+                                  ConfigUse use = ConfigUse::Run);
 
 // build_config() with opts.config_file opened (if set). Throws ConfigException, also when the
 // file cannot be read.
-[[nodiscard]] Config finish_config(const ConfigOptions& opts, bool need_endpoints = true);
+[[nodiscard]] Config finish_config(const ConfigOptions& opts, ConfigUse use = ConfigUse::Run);
 
 }  // namespace acmegw::gateway

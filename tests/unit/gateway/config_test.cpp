@@ -206,7 +206,7 @@ TEST_CASE("defaults: valid with one endpoint, marks under the mask", "[config]")
         std::vector<ConfigError>{{"", "protect",
                                   "no protected endpoint: give --protect ADDR[:PORT] or protect "
                                   "= [\"ADDR\"]"}});
-  CHECK(validate(Config{}, false).empty());
+  CHECK(validate(Config{}, ConfigUse::RulesRemove).empty());
 }
 
 TEST_CASE("the example config in docs/ parses to the documented values", "[config]") {

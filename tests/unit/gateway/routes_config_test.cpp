@@ -130,6 +130,14 @@ TEST_CASE("policy: explicit prefilter, missing backend, relay are errors with FI
   REQUIRE(relay.size() == 1);
   CHECK(relay[0].starts_with("r.toml:3: policy: policy \"redirect-https\" needs an answering "
                              "backend"));
+  // The rules commands build the same ruleset without carrying the policy out: no backend
+  // needed there, and still an endpoint.
+  for (const char* p : {"reject", "drop", "redirect-https"}) {
+    std::istringstream in(kHead + "policy = \"" + p + "\"\n");
+    CHECK(build_config(&in, "r.toml", {}, ConfigUse::Rules).policy != Policy::Pass);
+  }
+  std::istringstream none("policy = \"drop\"\n");
+  CHECK_THROWS_AS(build_config(&none, "r.toml", {}, ConfigUse::Rules), ConfigException);
   // reject and drop need no answers: a relay backend is fine for them.
   CHECK(parse("backend = \"relay=192.0.2.9:80\"\npolicy = \"drop\"\n").policy == Policy::Drop);
   // The flag form of the prefilter conflict names the flag... there is only --no-prefilter, so
