@@ -18,12 +18,12 @@ using packet::Family;
 
 // Kernel features per rule kind, named as the modules (and Kconfig symbols) an operator checks.
 constexpr std::string_view kNeedsMark = "xt_mark, xt_connmark, xt_comment";
-constexpr std::string_view kNeedsReplyDrop = "xt_connmark, xt_conntrack, xt_comment";
 constexpr std::string_view kNeedsTakenReplyDrop = "xt_mark, xt_conntrack, xt_comment";
 constexpr std::string_view kNeedsEndpoint = "xt_tcpudp";
 constexpr std::string_view kNeedsDrop = "xt_connmark, xt_comment";
 constexpr std::string_view kNeedsSynClear = "xt_tcpudp, xt_connmark, xt_conntrack, xt_comment";
-constexpr std::string_view kNeedsSynReturn = "xt_tcpudp, xt_comment";
+constexpr std::string_view kNeedsSynReturn = "xt_tcpudp";
+constexpr std::string_view kNeedsFastPath = "xt_tcpudp, xt_connmark";
 constexpr std::string_view kNeedsJump = "xt_tcpudp, xt_conntrack, xt_comment";
 constexpr std::string_view kNeedsPrefilter =
     "xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF), xt_mark, xt_comment";
@@ -225,6 +225,12 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
 
   Chain flow{flow_name.table, flow_name.name, flow_name.hook, {}};
   flow.rules = {
+      // The fast path, first: every later packet of a production flow ends here after native
+      // compares and one xt match. No comment on purpose (it would be a second xt match per
+      // packet). Not for a SYN (rule 2 may have to clear the decision). A NF_REPEATed PASS
+      // verdict only meets it once its flow's connmark is PASS already: nothing left to save.
+      {"-p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m connmark --mark " + pass + " -j RETURN",
+       kNeedsFastPath},
       // A client SYN starts a new flow even when conntrack still holds an entry for the tuple:
       // after acmegw's RST (reply direction) the entry lingers in CLOSE and the kernel resyncs
       // it to the new handshake instead of replacing it (nf_conntrack_proto_tcp.c, IGNORE
@@ -235,15 +241,9 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
            " -m conntrack --ctdir ORIGINAL " + comment("new connection on a decided tuple") +
            " -j CONNMARK --set-xmark " + masked(0, m.mask),
        kNeedsSynClear},
-      // Nothing else to do for a SYN: its flow is undecided (rule 1 made sure) and has no data.
-      {"-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN " + comment("new connection, undecided") +
-           " -j RETURN",
-       kNeedsSynReturn},
-      // The fast path: every later packet of a production flow ends here, after native compares
-      // and one xt match. No comment on purpose (it would be a second xt match per packet).
-      // `mark 0` keeps NF_REPEATed verdicts away from it: a verdict always wins.
-      {"-m mark --mark " + masked(0, m.mask) + " -m connmark --mark " + pass + " -j RETURN",
-       kNeedsMark},
+      // Nothing else to do for a SYN: its flow is undecided (rule 2 made sure) and has no data.
+      // No comment: every new connection meets this rule.
+      {"-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j RETURN", kNeedsSynReturn},
       {"-m mark --mark " + pass + ' ' + comment("save production verdict") + ' ' + save,
        kNeedsMark},
       {"-m mark --mark " + pass + ' ' + comment("production verdict saved") + " -j RETURN",
@@ -267,8 +267,9 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
           {"-m connmark ! --mark " + masked(0, m.mask) + ' ' + comment("restore flow decision") +
                " -j CONNMARK --restore-mark --nfmask " + hex(m.mask) + " --ctmask " + hex(m.mask),
            kNeedsMark},
-          // Only if a client inside a protected prefix talks from a protected port: FORWARD drops
-          // production's side of a taken flow, but restore-mark above would route it to local.
+          // Only if a client inside a protected prefix talks from a protected port: production's
+          // packets of a taken flow then come through here, and restore-mark above would route
+          // them to local.
           {"-m mark --mark " + taken + " -m conntrack --ctdir REPLY " +
                comment("drop production side of taken flow") + " -j DROP",
            kNeedsTakenReplyDrop},
@@ -319,18 +320,18 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
                             {{"-m mark --mark " + masked(m.rst, m.mask) + ' ' +
                                   comment("untracked reset to production") + " -j CT --notrack",
                               kNeedsNotrack}}});
-  Chain fwd{
-      names[4].table,
-      names[4].name,
-      names[4].hook,
-      {{"-m connmark --mark " + taken + ' ' + comment("taken flow, never forwarded") + " -j DROP",
-        kNeedsReplyDrop}}};
+  // No FORWARD rule for taken flows: every forwarded packet of every flow, both directions, would
+  // pay a jump and an xt match for it (docs/performance.md), and the takeover resets production's
+  // side before it answers (a takeover whose RST cannot be sent goes to production instead), so
+  // production has nothing left to send. Policy drop keeps its FORWARD rule: not the default.
   if (drop_policy) {
-    fwd.rules.push_back(
-        {"-m connmark --mark " + drop + ' ' + comment("dropped flow, never forwarded") + " -j DROP",
-         kNeedsDrop});
+    rs.chains.push_back(Chain{names[4].table,
+                              names[4].name,
+                              names[4].hook,
+                              {{"-m connmark --mark " + drop + ' ' +
+                                    comment("dropped flow, never forwarded") + " -j DROP",
+                                kNeedsDrop}}});
   }
-  rs.chains.push_back(std::move(fwd));
   return rs;
 }
 

@@ -7,14 +7,15 @@
 // Built for the per-packet cost: in iptables-nft addresses, ports, TCP flags and `-m mark` are
 // native nft compares, while connmark, conntrack, comment and bpf are xt matches (one indirect
 // call each). A packet of a decided production flow meets one xt match; its reply direction,
-// and traffic to unprotected destinations, none in mangle (FORWARD's TAKEN drop is the one).
+// and traffic to unprotected destinations, none. Nothing in FORWARD (policy pass): the takeover
+// resets production's side of a taken flow before it answers.
 //
 //   mangle PREROUTING ─(inserted first, no match)─▶ PFX-PRE
 //     per endpoint: -d NET -p tcp --dport P → goto PFX-FLOW     (native; no comment)
 //   PFX-FLOW
-//     1 SYN, connmark != 0, ctdir ORIGINAL → CONNMARK 0   a new flow on a decided tuple
-//     2 SYN → RETURN                                     nothing more to do for a SYN
-//     3 mark 0/M, connmark PASS/M → RETURN               production: the fast path (no comment)
+//     1 not SYN, connmark PASS/M → RETURN                production: the fast path (no comment)
+//     2 SYN, connmark != 0, ctdir ORIGINAL → CONNMARK 0   a new flow on a decided tuple
+//     3 SYN → RETURN                                     nothing more to do for a SYN (no comment)
 //     4 mark PASS/M   → CONNMARK --save-mark             the NF_REPEATed production verdict
 //     5 mark PASS/M   → RETURN
 //     6 mark TAKEN/M  → CONNMARK --save-mark             the NF_REPEATed takeover verdict
@@ -28,12 +29,11 @@
 //     2 mark PASS/M → CONNMARK --save-mark           (1-3 only with the prefilter on; HOLD flows
 //     3 mark PASS/M → RETURN                          have mark HOLD and skip 1)
 //     4 payload probe (xt_bpf) → NFQUEUE --queue-bypass   data segments of undecided flows
-//   filter FORWARD ─▶ PFX-FWD: connmark TAKEN/M → DROP    production's side of a taken flow
 //   only with policy "drop":
 //     PFX-FLOW after 6: mark DROP/M → CONNMARK --save-mark   the NF_REPEATed DROP verdict
 //              then: connmark DROP/M → DROP      every later client packet, in the kernel (the
-//              SYN rule 1 clears a stale DROP when the client opens a new connection)
-//     PFX-FWD  connmark DROP/M → DROP             production's side, never forwarded
+//              SYN rule 2 clears a stale DROP when the client opens a new connection)
+//     filter FORWARD ─▶ PFX-FWD: connmark DROP/M → DROP   production's side, never forwarded
 //   raw OUTPUT ─▶ PFX-OUT: mark RST/M → CT --notrack    the spoofed RST must not touch conntrack
 //   ip rule pref R fwmark TAKEN/M lookup T; ip route local 0.0.0.0/0 (::/0) dev lo table T
 //

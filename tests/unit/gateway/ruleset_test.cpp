@@ -57,13 +57,12 @@ TEST_CASE("ruleset: IPv4 with defaults, http + tls endpoints, one queue", "[rule
       "-A PREROUTING -j ACMEGW-PRE\n"
       "-A ACMEGW-PRE -d 203.0.113.10/32 -p tcp -m tcp --dport 80 -g ACMEGW-FLOW\n"
       "-A ACMEGW-PRE -d 198.51.100.0/24 -p tcp -m tcp --dport 8443 -g ACMEGW-FLOW\n"
+      "-A ACMEGW-FLOW -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m connmark --mark "
+      "0x100000/0xf00000 -j RETURN\n"
       "-A ACMEGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! --mark "
       "0x0/0xf00000 -m conntrack --ctdir ORIGINAL -m comment --comment \"acmegw: new "
       "connection on a decided tuple\" -j CONNMARK --set-xmark 0x0/0xf00000\n"
-      "-A ACMEGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m comment --comment "
-      "\"acmegw: new connection, undecided\" -j RETURN\n"
-      "-A ACMEGW-FLOW -m mark --mark 0x0/0xf00000 -m connmark --mark 0x100000/0xf00000 -j "
-      "RETURN\n"
+      "-A ACMEGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j RETURN\n"
       "-A ACMEGW-FLOW -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: save "
       "production verdict\" -j CONNMARK --save-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
       "-A ACMEGW-FLOW -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: "
@@ -98,12 +97,6 @@ TEST_CASE("ruleset: IPv4 with defaults, http + tls endpoints, one queue", "[rule
       "-A OUTPUT -j ACMEGW-OUT\n"
       "-A ACMEGW-OUT -m mark --mark 0x400000/0xf00000 -m comment --comment \"acmegw: "
       "untracked reset to production\" -j CT --notrack\n"
-      "COMMIT\n"
-      "*filter\n"
-      ":ACMEGW-FWD - [0:0]\n"
-      "-A FORWARD -j ACMEGW-FWD\n"
-      "-A ACMEGW-FWD -m connmark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: "
-      "taken flow, never forwarded\" -j DROP\n"
       "COMMIT\n";
   CHECK(render_save(build_ruleset(cfg, Family::V4, kFake)) == expected);
 }
@@ -123,12 +116,12 @@ TEST_CASE("ruleset: IPv6, custom masks, queue balance, prefix, no prefilter", "[
       ":AGW-HTTP - [0:0]\n"
       "-A PREROUTING -j AGW-PRE\n"
       "-A AGW-PRE -d 2001:db8::/64 -p tcp -m tcp --dport 8080 -g AGW-FLOW\n"
+      "-A AGW-FLOW -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m connmark --mark "
+      "0x100/0xff00 -j RETURN\n"
       "-A AGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! --mark "
       "0x0/0xff00 -m conntrack --ctdir ORIGINAL -m comment --comment \"acmegw: new "
       "connection on a decided tuple\" -j CONNMARK --set-xmark 0x0/0xff00\n"
-      "-A AGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m comment --comment "
-      "\"acmegw: new connection, undecided\" -j RETURN\n"
-      "-A AGW-FLOW -m mark --mark 0x0/0xff00 -m connmark --mark 0x100/0xff00 -j RETURN\n"
+      "-A AGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j RETURN\n"
       "-A AGW-FLOW -m mark --mark 0x100/0xff00 -m comment --comment \"acmegw: save "
       "production verdict\" -j CONNMARK --save-mark --nfmask 0xff00 --ctmask 0xff00\n"
       "-A AGW-FLOW -m mark --mark 0x100/0xff00 -m comment --comment \"acmegw: production "
@@ -152,12 +145,6 @@ TEST_CASE("ruleset: IPv6, custom masks, queue balance, prefix, no prefilter", "[
       "-A OUTPUT -j AGW-OUT\n"
       "-A AGW-OUT -m mark --mark 0x400/0xff00 -m comment --comment \"acmegw: untracked reset "
       "to production\" -j CT --notrack\n"
-      "COMMIT\n"
-      "*filter\n"
-      ":AGW-FWD - [0:0]\n"
-      "-A FORWARD -j AGW-FWD\n"
-      "-A AGW-FWD -m connmark --mark 0x200/0xff00 -m comment --comment \"acmegw: taken flow, "
-      "never forwarded\" -j DROP\n"
       "COMMIT\n";
   CHECK(render_save(build_ruleset(cfg, Family::V6, kFake)) == expected);
 }
@@ -173,23 +160,23 @@ TEST_CASE("plan_install: fresh system inserts jumps first and declares every cha
   const Config cfg = config({"192.0.2.1"});
   const auto rs = build_ruleset(cfg, Family::V4, kFake);
   const auto lines = texts(plan_install(rs, "ACMEGW", ""));
-  // mangle: header, 3 declarations, jump, 1 PRE + 10 FLOW + 4 HTTP rules, COMMIT; raw and
-  // filter: 5 each.
-  REQUIRE(lines.size() == 21 + 5 + 5);
+  // mangle: header, 3 declarations, jump, 1 PRE + 10 FLOW + 4 HTTP rules, COMMIT; raw: 5; no
+  // filter table (policy pass has no FORWARD rule).
+  REQUIRE(lines.size() == 21 + 5);
   CHECK(lines[0] == "*mangle");
   CHECK(lines[1] == ":ACMEGW-PRE - [0:0]");
   CHECK(lines[2] == ":ACMEGW-FLOW - [0:0]");
   CHECK(lines[3] == ":ACMEGW-HTTP - [0:0]");
   CHECK(lines[4] == "-I PREROUTING 1 -j ACMEGW-PRE");
   CHECK(lines[5] == "-A ACMEGW-PRE -d 192.0.2.1/32 -p tcp -m tcp --dport 80 -g ACMEGW-FLOW");
-  CHECK(lines[6].starts_with("-A ACMEGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN "));
+  CHECK(lines[6] ==
+        "-A ACMEGW-FLOW -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m connmark --mark "
+        "0x100000/0xf00000 -j RETURN");
   CHECK(lines[20] == "COMMIT");
   CHECK(lines[21] == "*raw");
   CHECK(lines[22] == ":ACMEGW-OUT - [0:0]");
   CHECK(lines[23] == "-I OUTPUT 1 -j ACMEGW-OUT");
   CHECK(lines[25] == "COMMIT");
-  CHECK(lines[26] == "*filter");
-  CHECK(lines[28] == "-I FORWARD 1 -j ACMEGW-FWD");
   CHECK(lines.back() == "COMMIT");
 }
 
@@ -214,7 +201,7 @@ TEST_CASE("plan_install: current jumps are kept, legacy jumps replaced, stale ch
       "COMMIT\n";
   const Config cfg = config({"tls://192.0.2.1:443"});
   const auto lines = texts(plan_install(build_ruleset(cfg, Family::V4, kFake), "ACMEGW", current));
-  REQUIRE(lines.size() == 19 + 4 + 5);
+  REQUIRE(lines.size() == 19 + 4);
   CHECK(lines[0] == "*mangle");
   CHECK(lines[1] == ":ACMEGW-PRE - [0:0]");  // flushes PRE, which drops its jump to HTTP
   CHECK(lines[2] == ":ACMEGW-FLOW - [0:0]");
@@ -229,8 +216,25 @@ TEST_CASE("plan_install: current jumps are kept, legacy jumps replaced, stale ch
   CHECK(lines[19] == "*raw");
   CHECK(lines[20] == ":ACMEGW-OUT - [0:0]");
   CHECK(lines[21].starts_with("-A ACMEGW-OUT "));  // no -I: the jump exists
-  CHECK(lines[23] == "*filter");
-  CHECK(lines[25] == "-I FORWARD 1 -j ACMEGW-FWD");
+  CHECK(lines.back() == "COMMIT");
+}
+
+TEST_CASE("plan_install: the FORWARD chain of an older acmegw is unhooked and deleted", "[rules]") {
+  // Before 2026-12 every ruleset had PFX-FWD (connmark TAKEN → DROP on every forwarded packet).
+  const std::string current =
+      "*filter\n"
+      ":FORWARD DROP [0:0]\n"
+      ":ACMEGW-FWD - [0:0]\n"
+      "-A FORWARD -j ACMEGW-FWD\n"
+      "-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+      "-A ACMEGW-FWD -m connmark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: taken "
+      "flow, never forwarded\" -j DROP\n"
+      "COMMIT\n";
+  const Config cfg = config({"192.0.2.1"});
+  const auto lines = texts(plan_install(build_ruleset(cfg, Family::V4, kFake), "ACMEGW", current));
+  const std::vector<std::string> filter(lines.end() - 5, lines.end());
+  CHECK(filter == std::vector<std::string>{"*filter", "-D FORWARD -j ACMEGW-FWD", "-F ACMEGW-FWD",
+                                           "-X ACMEGW-FWD", "COMMIT"});
 }
 
 TEST_CASE("plan_remove: deletes every jump (also duplicates), flushes, then deletes", "[rules]") {
@@ -351,13 +355,12 @@ TEST_CASE("ruleset: policy drop adds the DROP save and drop rules, nothing else 
       ":ACMEGW-HTTP - [0:0]\n"
       "-A PREROUTING -j ACMEGW-PRE\n"
       "-A ACMEGW-PRE -d 203.0.113.10/32 -p tcp -m tcp --dport 80 -g ACMEGW-FLOW\n"
+      "-A ACMEGW-FLOW -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m connmark --mark "
+      "0x100000/0xf00000 -j RETURN\n"
       "-A ACMEGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m connmark ! --mark "
       "0x0/0xf00000 -m conntrack --ctdir ORIGINAL -m comment --comment \"acmegw: new "
       "connection on a decided tuple\" -j CONNMARK --set-xmark 0x0/0xf00000\n"
-      "-A ACMEGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m comment --comment "
-      "\"acmegw: new connection, undecided\" -j RETURN\n"
-      "-A ACMEGW-FLOW -m mark --mark 0x0/0xf00000 -m connmark --mark 0x100000/0xf00000 -j "
-      "RETURN\n"
+      "-A ACMEGW-FLOW -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j RETURN\n"
       "-A ACMEGW-FLOW -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: save "
       "production verdict\" -j CONNMARK --save-mark --nfmask 0xf00000 --ctmask 0xf00000\n"
       "-A ACMEGW-FLOW -m mark --mark 0x100000/0xf00000 -m comment --comment \"acmegw: "
@@ -393,8 +396,6 @@ TEST_CASE("ruleset: policy drop adds the DROP save and drop rules, nothing else 
       "*filter\n"
       ":ACMEGW-FWD - [0:0]\n"
       "-A FORWARD -j ACMEGW-FWD\n"
-      "-A ACMEGW-FWD -m connmark --mark 0x200000/0xf00000 -m comment --comment \"acmegw: "
-      "taken flow, never forwarded\" -j DROP\n"
       "-A ACMEGW-FWD -m connmark --mark 0x500000/0xf00000 -m comment --comment \"acmegw: "
       "dropped flow, never forwarded\" -j DROP\n"
       "COMMIT\n";
