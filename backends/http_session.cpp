@@ -48,7 +48,8 @@ class Session : public std::enable_shared_from_this<Session> {
         production_(production),
         timer_(client_.get_executor()),
         backend_(backend),
-        relay_(relay),
+        relay_spec_(relay != nullptr ? *relay : RelaySpec{}),
+        relay_(relay != nullptr ? &relay_spec_ : nullptr),
         warn_(warn),
         cfg_(cfg),
         stats_(stats),
@@ -139,7 +140,15 @@ class Session : public std::enable_shared_from_this<Session> {
       return start_relay();
     }
     count(a.kind);
-    format_response(a, line.method == "HEAD", out_);
+    const bool close = wants_close(head);
+    format_response(a, line.method == "HEAD", close, out_);
+    if (close) {
+      // The client asked to close (every Boulder request does): we end the connection. Its FIN
+      // first makes that a passive close; without one within drain_timeout, a RST. Either way
+      // no TIME_WAIT holds production's address:port (pitfall 6).
+      stats_.answered_close.fetch_add(1, std::memory_order_relaxed);
+      return reply_then_drain(out_);
+    }
     write_answer(*end);
   }
 
@@ -365,6 +374,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (warn_ != nullptr) {
       warn_->warn("relay: " + why);
     }
+    if (relay_->tls) {
+      return abort();  // no HTTP answer inside a TLS connection
+    }
     reply_then_drain(response);
   }
 
@@ -475,8 +487,10 @@ class Session : public std::enable_shared_from_this<Session> {
   tcp::endpoint production_;
   asio::steady_timer timer_;
   AnsweringBackend* backend_;  // null: relay only
-  const RelaySpec* relay_;     // the relay backend's options; null for an HTTP session
-  RateLimitedWarning* warn_;   // relay target down; may be null
+  // A copy: a SIGHUP may replace the TLS route set that held the caller's spec.
+  RelaySpec relay_spec_;
+  const RelaySpec* relay_;    // &relay_spec_ for a relay session; null for an HTTP session
+  RateLimitedWarning* warn_;  // relay target down; may be null
   const SessionConfig& cfg_;
   SessionStats& stats_;
   std::vector<std::byte> in_;  // request heads; client -> production chunks when relaying
@@ -544,7 +558,60 @@ RequestLine split_request_line(std::string_view head) noexcept {
   return r;
 }
 
-void format_response(const Answer& a, bool head, std::string& out) {
+namespace {
+
+bool ascii_iequals(std::string_view a, std::string_view b) noexcept {
+  const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [&](char x, char y) {
+           return lower(x) == y;  // b is lower-case
+         });
+}
+
+std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// Whether the comma-separated list `value` holds `token` (case-insensitive).
+bool has_token(std::string_view value, std::string_view token) noexcept {
+  while (!value.empty()) {
+    const std::size_t comma = value.find(',');
+    if (ascii_iequals(trim_ows(value.substr(0, comma)), token)) {
+      return true;
+    }
+    value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
+  }
+  return false;
+}
+
+}  // namespace
+
+bool wants_close(std::string_view head) noexcept {
+  std::size_t nl = head.find('\n');
+  const std::string_view line = trim_ows(head.substr(0, nl));
+  const bool http10 = line.ends_with(" HTTP/1.0");
+  bool close = false;
+  bool keep_alive = false;
+  while (nl != std::string_view::npos) {
+    head.remove_prefix(nl + 1);
+    nl = head.find('\n');
+    const std::string_view field = head.substr(0, nl);
+    const std::size_t colon = field.find(':');
+    if (colon != std::string_view::npos && ascii_iequals(field.substr(0, colon), "connection")) {
+      const std::string_view value = field.substr(colon + 1);
+      close = close || has_token(value, "close");
+      keep_alive = keep_alive || has_token(value, "keep-alive");
+    }
+  }
+  return close || (http10 && !keep_alive);
+}
+
+void format_response(const Answer& a, bool head, bool close, std::string& out) {
   std::string_view status;
   std::string_view body;
   switch (a.kind) {
@@ -570,6 +637,9 @@ void format_response(const Answer& a, bool head, std::string& out) {
   }
   if (!body.empty()) {
     out.append("Content-Type: text/plain\r\n");
+  }
+  if (close) {
+    out.append("Connection: close\r\n");
   }
   out.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n\r\n");
   if (!head) {

@@ -47,6 +47,9 @@ struct SessionStats {
   std::atomic<std::uint64_t> answered_not_found{0};
   std::atomic<std::uint64_t> answered_redirect{0};
   std::atomic<std::uint64_t> answered_unavailable{0};
+  // Answers to requests that asked for the connection to end (wants_close()): the session then
+  // waits up to drain_timeout for the client's FIN (client_closed), else resets (idle_aborted).
+  std::atomic<std::uint64_t> answered_close{0};
   std::atomic<std::uint64_t> relayed{0};  // connections switched to production
   // Refused or unreachable (the relay backend answers 502), did not accept in time (504).
   std::atomic<std::uint64_t> relay_connect_failed{0};
@@ -82,8 +85,8 @@ void start_http_session(boost::asio::ip::tcp::socket client,
 // validation host), preceded by a PROXY protocol header if `relay.proxy` says so, with the same
 // closing rules and deadline as an HTTP session. A target that refuses or does not accept
 // within relay.connect_timeout gets the client a 502 / 504 with "Connection: close" and one
-// (rate-limited) warning to `warn` (may be null). `relay` and `warn` must outlive the socket's
-// io_context.
+// (rate-limited) warning to `warn` (may be null); with relay.tls the client is reset instead.
+// `relay` is copied; `warn` must outlive the socket's io_context.
 void start_relay_session(boost::asio::ip::tcp::socket client, const RelaySpec& relay,
                          const SessionConfig& cfg, SessionStats& stats,
                          RateLimitedWarning* warn = nullptr);
@@ -102,8 +105,14 @@ struct RequestLine {
 };
 [[nodiscard]] RequestLine split_request_line(std::string_view head) noexcept;
 
+// Whether the client asked for the connection to end after this request (RFC 9112 §9.3, §9.6):
+// a `close` option in a Connection field, or HTTP/1.0 without `keep-alive`. `head` is a whole
+// request head (find_head_end()); a field it cannot read counts as absent.
+[[nodiscard]] bool wants_close(std::string_view head) noexcept;
+
 // Writes the HTTP/1.1 response for `a` into `out` (replacing its contents). Always carries
-// Content-Length, so keep-alive clients know where it ends; `head`: headers only.
-void format_response(const Answer& a, bool head, std::string& out);
+// Content-Length, so keep-alive clients know where it ends; `head`: headers only; `close`:
+// also "Connection: close" (the session then ends the connection, wants_close()).
+void format_response(const Answer& a, bool head, bool close, std::string& out);
 
 }  // namespace acmegw::backends

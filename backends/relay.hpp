@@ -29,6 +29,9 @@ struct RelaySpec {
   ProxyProtocol proxy = ProxyProtocol::None;
   // The validation host did not accept within this: the client gets a 504 (docs/backends.md).
   std::chrono::milliseconds connect_timeout{3000};
+  // Set for a tls-alpn-01 relay (`tls_backend`): the client speaks TLS, so an unreachable
+  // target gets a reset instead of an HTTP 502/504. Not part of the text form.
+  bool tls = false;
 };
 
 inline constexpr std::chrono::milliseconds kMaxRelayConnectTimeout{60'000};

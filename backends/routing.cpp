@@ -34,15 +34,4 @@ Answer RoutingBackend::answer(const ChallengeRequest& req) noexcept {
   return a;
 }
 
-std::shared_ptr<const RouteSet> RoutingBackend::current() const {
-  const std::lock_guard lock(mutex_);
-  return routes_;
-}
-
-void RoutingBackend::replace(std::shared_ptr<const RouteSet> routes) {
-  const std::lock_guard lock(mutex_);
-  routes_.swap(routes);
-  // the old set (in `routes`) is released outside the lock: its backends may join threads
-}
-
 }  // namespace acmegw::backends

@@ -4,12 +4,12 @@
 // set on SIGHUP without disturbing requests in progress.
 #include <cstddef>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "backends/backend.hpp"
 #include "backends/routes.hpp"
+#include "backends/swappable.hpp"
 
 namespace acmegw::backends {
 
@@ -43,13 +43,12 @@ class RoutingBackend final : public AnsweringBackend {
   [[nodiscard]] std::string_view name() const noexcept override { return "routes"; }
 
   // The current set (never null).
-  [[nodiscard]] std::shared_ptr<const RouteSet> current() const;
+  [[nodiscard]] std::shared_ptr<const RouteSet> current() const { return routes_.current(); }
   // Makes `routes` current for every later request (thread-safe).
-  void replace(std::shared_ptr<const RouteSet> routes);
+  void replace(std::shared_ptr<const RouteSet> routes) { routes_.replace(std::move(routes)); }
 
  private:
-  mutable std::mutex mutex_;  // guards routes_ (held only to copy the pointer)
-  std::shared_ptr<const RouteSet> routes_;
+  Swappable<RouteSet> routes_;
 };
 
 }  // namespace acmegw::backends

@@ -23,8 +23,9 @@ using local = asio::local::stream_protocol;
 // One client connection: read one line (bounded, with a deadline), answer, close.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(local::socket socket, TokenStore& store, std::chrono::milliseconds timeout)
-      : socket_(std::move(socket)), timer_(socket_.get_executor()), store_(store),
+  Session(local::socket socket, std::shared_ptr<const TokenServer::Handler> handler,
+          std::chrono::milliseconds timeout)
+      : socket_(std::move(socket)), timer_(socket_.get_executor()), handler_(std::move(handler)),
         timeout_(timeout) {}
 
   void start() {
@@ -53,7 +54,7 @@ class Session : public std::enable_shared_from_this<Session> {
     } else {
       const auto data = in_.data();
       const std::string line{asio::buffers_begin(data), asio::buffers_begin(data) + (n - 1)};
-      reply_ = store_.execute(line, TokenStore::Clock::now());
+      reply_ = (*handler_)(line);
     }
     asio::async_write(socket_, asio::buffer(reply_),
                       [self = shared_from_this()](boost::system::error_code ec2, std::size_t) {
@@ -90,7 +91,7 @@ class Session : public std::enable_shared_from_this<Session> {
   local::socket socket_;
   asio::steady_timer timer_;
   asio::streambuf in_{kMaxRequestLine};
-  TokenStore& store_;
+  std::shared_ptr<const TokenServer::Handler> handler_;
   std::chrono::milliseconds timeout_;
   std::string reply_;
 };
@@ -150,7 +151,12 @@ std::optional<TokenServerOptions> parse_token_socket_spec(std::string_view spec,
 }
 
 TokenServer::TokenServer(asio::io_context& io, TokenStore& store)
-    : store_(store), acceptor_(io), retry_(io) {}
+    : TokenServer(io, [&store](const std::string& line) {
+        return store.execute(line, TokenStore::Clock::now());
+      }) {}
+
+TokenServer::TokenServer(asio::io_context& io, Handler handler)
+    : handler_(std::make_shared<const Handler>(std::move(handler))), acceptor_(io), retry_(io) {}
 
 TokenServer::~TokenServer() { stop(); }
 
@@ -160,7 +166,7 @@ std::optional<std::string> TokenServer::start(const TokenServerOptions& opt) {
   const auto fail = [&](std::string_view what, int err) {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
-    return "token socket " + opt_.path + ": " + std::string{what} + ": " + std::strerror(err);
+    return std::string{opt_.label} + " " + opt_.path + ": " + std::string{what} + ": " + std::strerror(err);
   };
   // A socket file left by a previous run is replaced; anything else at the path is an error.
   if (const auto st = sys::lstat(path); st.ok()) {
@@ -211,7 +217,7 @@ void TokenServer::accept() {
       return;
     }
     if (!ec) {
-      std::make_shared<Session>(std::move(s), store_, opt_.client_timeout)->start();
+      std::make_shared<Session>(std::move(s), handler_, opt_.client_timeout)->start();
       return accept();
     }
     // EMFILE/ENFILE/ENOBUFS would fail again at once: retry after a pause instead of spinning.
@@ -226,7 +232,13 @@ void TokenServer::accept() {
 
 std::unique_ptr<TokensBackend> TokensBackend::create(const TokenServerOptions& opt,
                                                      std::string& error) {
-  std::unique_ptr<TokensBackend> b{new TokensBackend};
+  std::unique_ptr<TokensBackend> b;
+  try {
+    b.reset(new TokensBackend);  // AlpnResponder's key generation may throw (startup only)
+  } catch (const std::exception& e) {
+    error = std::string{"tokens: cannot create the tls-alpn-01 responder: "} + e.what();
+    return nullptr;
+  }
   if (auto err = b->server_.start(opt)) {
     error = std::move(*err);
     return nullptr;
@@ -254,8 +266,22 @@ Answer TokensBackend::answer(const ChallengeRequest& req) noexcept {
   }
 }
 
+std::shared_ptr<const AlpnCertificate> TokensBackend::certificate(
+    std::string_view identifier) noexcept {
+  try {
+    const auto found = store_.find_alpn(identifier, TokenStore::Clock::now());
+    if (!found) {
+      return nullptr;
+    }
+    return responder_.certificate(found->id, found->digest);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+
 std::optional<std::string> token_request(const std::string& path, std::string_view line,
-                                         std::chrono::milliseconds timeout, std::string& error) {
+                                         std::chrono::milliseconds timeout, std::string& error,
+                                         int* err) {
   asio::io_context io;
   local::socket s{io};
   const std::string request = std::string{line} + '\n';
@@ -279,7 +305,10 @@ std::optional<std::string> token_request(const std::string& path, std::string_vi
   if (result == asio::error::eof && !response.empty()) {  // the server closes after answering
     return response;
   }
-  error = "token socket " + path + ": " +
+  if (err != nullptr) {
+    *err = result == asio::error::eof ? ECONNRESET : result.value();
+  }
+  error = "socket " + path + ": " +
           (result == asio::error::eof ? std::string{"closed without an answer"} : result.message());
   return std::nullopt;
 }

@@ -83,6 +83,8 @@ std::string_view to_string(Reason r) noexcept {
       return "no_alpn";
     case Reason::AlpnOther:
       return "alpn_other";
+    case Reason::NoSni:
+      return "no_sni";
   }
   return "invalid";
 }

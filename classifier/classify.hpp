@@ -45,6 +45,9 @@ enum class Reason : std::uint8_t {
   MalformedTls,       // inconsistent lengths inside the records/ClientHello
   NoAlpn,             // ClientHello without ALPN
   AlpnOther,          // ALPN present but not exactly ["acme-tls/1"]
+  // ALPN exactly ["acme-tls/1"] but no SNI: RFC 8737 §3 says a CA always names the identifier
+  // in SNI, so such a hello is not a validation; production may answer it (Caddy, certmagic).
+  NoSni,
 };
 
 // Hard maxima, validated against at config time (STYLE §6).

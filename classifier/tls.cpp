@@ -34,6 +34,9 @@ class HandshakeReader {
 
   [[nodiscard]] Stop stop() const noexcept { return stop_; }
   [[nodiscard]] std::size_t pos() const noexcept { return pos_; }
+  // Whether the record that carried the last byte read ends there (declared length, arrived
+  // or not): nothing may follow a ClientHello in its record.
+  [[nodiscard]] bool record_ends_here() const noexcept { return frag_left_ == 0; }
 
   bool u8(std::uint8_t& v) noexcept {
     if (!ensure_fragment() || !ensure_byte()) {
@@ -139,6 +142,8 @@ class ContiguousReader {
 
   [[nodiscard]] Stop stop() const noexcept { return Stop::Short; }
   [[nodiscard]] std::size_t pos() const noexcept { return pos_; }
+  // The fast path only takes a record that ends with the message.
+  [[nodiscard]] bool record_ends_here() const noexcept { return true; }
 
   bool u8(std::uint8_t& v) noexcept {
     if (pos_ == in_.size()) {
@@ -453,6 +458,14 @@ class ClientHelloParser {
     if (!acme_) {
       return decide(Verdict::NoMatch, Reason::NoAlpn);
     }
+    if (out_.host.len == 0) {
+      return decide(Verdict::NoMatch, Reason::NoSni);
+    }
+    // Record bytes after the ClientHello (a client sends nothing more before the server's
+    // flight): a hello that would break the responder's handshake goes to production.
+    if (!r_.record_ends_here()) {
+      return decide(Verdict::NoMatch, Reason::MalformedTls);
+    }
     decide(Verdict::Match, Reason::None);
     out_.challenge = ChallengeType::TlsAlpn01;
   }
@@ -472,14 +485,14 @@ Classification classify_tls(std::span<const std::byte> in, std::size_t max_clien
   Classification out;
   out.protocol = Protocol::Tls;
   const auto b = [&](std::size_t i) { return std::to_integer<std::size_t>(in[i]); };
-  // Fast path: a valid first record header whose fragment holds the whole ClientHello (what TLS
+  // Fast path: a valid first record header whose fragment is exactly the ClientHello (what TLS
   // stacks send) is parsed without record bookkeeping. The parser never reads past the
   // message, so both readers see the same bytes and give the same answer.
   if (in.size() >= kRecordHeader + kHandshakeHeader && b(0) == kContentHandshake && b(1) == 3 &&
       b(2) <= 4) {
     const std::size_t record_len = b(3) << 8 | b(4);
     const std::size_t message_len = kHandshakeHeader + (b(6) << 16 | b(7) << 8 | b(8));
-    if (record_len > 0 && record_len <= kMaxFragment && message_len <= record_len) {
+    if (record_len > 0 && record_len <= kMaxFragment && message_len == record_len) {
       const auto msg = in.subspan(kRecordHeader, std::min(record_len, in.size() - kRecordHeader));
       ClientHelloParser<ContiguousReader>{ContiguousReader{msg}, max_client_hello, out}.run();
       return out;

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("-V,--version", "acmegw " ACMEGW_VERSION);
   app.require_subcommand(1);
   acmegw::cli::add_run_command(app);
+  acmegw::cli::add_status_command(app);
   acmegw::cli::add_rules_command(app);
   acmegw::cli::add_classify_command(app);
   acmegw::cli::add_token_command(app);

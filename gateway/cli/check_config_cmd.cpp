@@ -20,6 +20,7 @@ int check_config(const gateway::ConfigOptions& opts) {
   try {
     cfg = gateway::finish_config(opts);
     (void)takeover::make_routes(cfg, nullptr, true, errors);
+    (void)takeover::make_tls_routes(cfg, nullptr, nullptr, nullptr, true, errors);
   } catch (const gateway::ConfigException& e) {
     errors = e.errors();
   }

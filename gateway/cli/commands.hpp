@@ -13,6 +13,7 @@ void add_check_config_command(CLI::App& app);
 void add_classify_command(CLI::App& app);
 void add_rules_command(CLI::App& app);
 void add_run_command(CLI::App& app);
+void add_status_command(CLI::App& app);
 void add_thumbprint_command(CLI::App& app);
 void add_token_command(CLI::App& app);
 

@@ -1,6 +1,8 @@
 #pragma once
 // SIGHUP in `acmegw run` (issue 6): re-read the configuration and swap what can change while
 // flows are in progress (routes, backends, challenge source allow/deny).
+#include <memory>
+
 #include "gateway/config/config.hpp"
 #include "gateway/config/options.hpp"
 #include "gateway/takeover/repair_takeover.hpp"
@@ -12,8 +14,10 @@ namespace acmegw::cli {
 // current for later requests and takeovers of `tko`; connections in progress are untouched.
 // Otherwise keeps everything and logs every error. Settings other than routes/backends/
 // challenge sources that differ from `running` are logged as needing a restart. Never throws;
-// returns true when the new routes are in effect.
-bool reload(const gateway::ConfigOptions& opts, const gateway::Config& running,
-            takeover::RepairTakeover* tko) noexcept;
+// returns the new configuration when its routes are in effect (what `acmegw status` then
+// reports as backends and routes), nullptr otherwise.
+std::shared_ptr<const gateway::Config> reload(const gateway::ConfigOptions& opts,
+                                              const gateway::Config& running,
+                                              takeover::RepairTakeover* tko) noexcept;
 
 }  // namespace acmegw::cli

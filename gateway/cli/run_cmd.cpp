@@ -1,18 +1,26 @@
 // `acmegw run`: bind the queues, install the rules, process packets until SIGINT/SIGTERM, then
 // remove the rules (unless --keep-rules) and pass everything still held to production.
+#include <unistd.h>
+
+#include <algorithm>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "gateway/cli/commands.hpp"
+#include "gateway/cli/control.hpp"
 #include "gateway/cli/reload.hpp"
 #include "gateway/cli/startup.hpp"
 #include "gateway/metrics/prometheus.hpp"
 #include "gateway/metrics/server.hpp"
+#include "gateway/metrics/status.hpp"
 #include "gateway/nfq/engine.hpp"
 #include "gateway/nfq/log.hpp"
 #include "gateway/rules/install.hpp"
@@ -85,8 +93,106 @@ std::string scrape(const nfq::Engine& engine, const takeover::RepairTakeover* tk
                          "time from a challenge request's first byte in the session (the "
                          "takeover) until its answer was written",
                          tko->answer_latency());
+    metrics::add_latency(families, "acmegw_tls_alpn_handshake_seconds",
+                         "time from a tls-alpn-01 takeover until its handshake finished",
+                         tko->handshake_latency());
   }
   return metrics::render(families);
+}
+
+// What `acmegw status` reports that only the run loop knows; shared with the control thread.
+struct RunState {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point started = Clock::now();
+  std::mutex mutex;
+  std::optional<std::pair<bool, Clock::time_point>> reload;  // result and time of the last one
+  std::shared_ptr<const gateway::Config> routes;  // the last applied reload's; null: the start's
+
+  void reloaded(std::shared_ptr<const gateway::Config> next) {
+    const std::scoped_lock lock{mutex};
+    reload.emplace(next != nullptr, Clock::now());
+    if (next != nullptr) {
+      routes = std::move(next);
+    }
+  }
+};
+
+// The socket paths of every tokens backend the configuration names (default and routes).
+std::vector<std::string> token_sockets(const gateway::Config& cfg) {
+  std::vector<const gateway::BackendSpec*> specs;
+  for (const auto* b : {&cfg.backend, &cfg.tls_backend}) {
+    if (*b) {
+      specs.push_back(&**b);
+    }
+  }
+  for (const auto* routes : {&cfg.routes, &cfg.tls_routes}) {
+    for (const auto& r : *routes) {
+      specs.push_back(&r.backend);
+    }
+  }
+  std::vector<std::string> out;
+  for (const auto* b : specs) {
+    std::string error;
+    const auto opt = b->kind == gateway::BackendKind::Tokens
+                         ? backends::parse_token_socket_spec(b->value, error)
+                         : std::nullopt;
+    if (opt && std::find(out.begin(), out.end(), opt->path) == out.end()) {
+      out.push_back(opt->path);
+    }
+  }
+  return out;
+}
+
+// False when the control socket is the default one and its directory (the unit's
+// RuntimeDirectory, /run/acmegw) does not exist, e.g. a gateway started by hand: then it runs
+// without one rather than not at all. A socket the configuration names must work.
+bool control_socket_wanted(const gateway::Config& cfg) {
+  if (cfg.control_socket.empty() || cfg.origins.contains("control_socket")) {
+    return true;
+  }
+  std::error_code ec;
+  return std::filesystem::is_directory(std::filesystem::path{cfg.control_socket}.parent_path(), ec);
+}
+
+// The control socket's status document (docs/operations.md "Status"), on the control thread.
+std::string status_document(const gateway::Config& cfg, const nfq::Engine& engine,
+                            const takeover::RepairTakeover* tko, RunState& state) {
+  using std::chrono::duration_cast;
+  using std::chrono::seconds;
+  const auto now = RunState::Clock::now();
+  metrics::StatusInput in;
+  in.version = ACMEGW_VERSION;
+  in.pid = static_cast<long>(::getpid());
+  in.uptime = duration_cast<seconds>(now - state.started);
+  in.config = &cfg;
+  in.engine = engine.counters();
+  if (tko != nullptr) {
+    in.takeover = tko->counters();
+  }
+  try {
+    in.rule_counters = rules::print_rules(cfg, true);
+  } catch (const rules::RulesError& e) {
+    in.rule_counters = std::string{"unavailable: "} + e.what();
+  }
+  std::shared_ptr<const gateway::Config> routes;  // kept alive until the document is built
+  {
+    const std::scoped_lock lock{state.mutex};
+    if (state.reload) {
+      in.last_reload = metrics::ReloadResult{state.reload->first,
+                                             duration_cast<seconds>(now - state.reload->second)};
+    }
+    routes = state.routes;
+  }
+  in.routes = routes.get();
+  // Names only: the token socket's list carries key authorizations, which status never shows.
+  for (const auto& path : token_sockets(routes != nullptr ? *routes : cfg)) {
+    std::string error;
+    if (const auto list = backends::token_request(path, "list", seconds{2}, error)) {
+      const auto names = metrics::pending_names(*list);
+      in.pending.insert(in.pending.end(), names.begin(), names.end());
+    }
+  }
+  return metrics::status_json(in).dump();
 }
 
 int run(const RunOptions& opts) {
@@ -105,7 +211,7 @@ int run(const RunOptions& opts) {
   // Without --backend, challenge flows go to production (counter challenge_passed_no_backend).
   // Declared before the engine, so the engine's workers stop before the takeover goes away.
   const std::unique_ptr<takeover::RepairTakeover> tko =
-      cfg.backend || !cfg.routes.empty() ? takeover::make_takeover(cfg) : nullptr;
+      cfg.has_backend() ? takeover::make_takeover(cfg) : nullptr;
   takeover::Takeover* const takeover = tko.get();
 
   // Bind the queues before the rules exist: the queue rule then never sees a missing listener
@@ -118,6 +224,18 @@ int run(const RunOptions& opts) {
     metrics_server = std::make_unique<metrics::Server>(
         *cfg.metrics_listen, [&engine, t = tko.get()] { return scrape(engine, t); });
     log->info("run: metrics on http://{}/metrics", gateway::to_string(*cfg.metrics_listen));
+  }
+  RunState state;
+  // After the engine and the takeover, like the metrics server.
+  std::unique_ptr<ControlServer> control;
+  if (!control_socket_wanted(cfg)) {
+    log->info("run: no control socket ({} does not exist; --control-socket PATH sets one)",
+              std::filesystem::path{cfg.control_socket}.parent_path().string());
+  } else if (!cfg.control_socket.empty()) {
+    control = std::make_unique<ControlServer>(
+        cfg.control_socket,
+        [&cfg, &engine, t = tko.get(), &state] { return status_document(cfg, engine, t, state); });
+    log->info("run: control socket {} (acmegw status)", control->path());
   }
   log->info("run: {} queue(s) {}..{} bound, prefilter {}", cfg.queue.count, cfg.queue.first,
             cfg.queue.first + cfg.queue.count - 1, cfg.prefilter ? "on" : "off");
@@ -148,7 +266,7 @@ int run(const RunOptions& opts) {
     }
     if (s.value == SIGHUP) {
       log->info("run: SIGHUP: reloading routes, backends and challenge sources");
-      (void)reload(opts.config, cfg, tko.get());
+      state.reloaded(reload(opts.config, cfg, tko.get()));
       continue;
     }
     if (s.value == SIGUSR1 || opts.stats_interval_s > 0) {

@@ -332,24 +332,33 @@ std::optional<ListenAddress> parse_listen(std::string_view text, std::string& er
   return ListenAddress{*addr, *p};
 }
 
+bool serves_http(BackendKind k) noexcept {
+  return k != BackendKind::Certdir;
+}
+
+bool serves_tls(BackendKind k) noexcept {
+  return k == BackendKind::Tokens || k == BackendKind::Certdir || k == BackendKind::Relay;
+}
+
 std::optional<BackendSpec> parse_backend(std::string_view text, std::string& error) {
   const auto eq = text.find('=');
   if (eq == std::string_view::npos) {
-    error = "expected KIND=VALUE (thumbprint, tokens, webroot, relay, redirect): " + quoted(text);
+    error = "expected KIND=VALUE (thumbprint, tokens, webroot, relay, redirect, certdir): " +
+            quoted(text);
     return std::nullopt;
   }
   const std::string_view kind_text = text.substr(0, eq);
   const std::string_view value = text.substr(eq + 1);
   std::optional<BackendKind> kind;
   for (const BackendKind k : {BackendKind::Thumbprint, BackendKind::Tokens, BackendKind::Webroot,
-                              BackendKind::Relay, BackendKind::Redirect}) {
+                              BackendKind::Relay, BackendKind::Redirect, BackendKind::Certdir}) {
     if (to_string(k) == kind_text) {
       kind = k;
     }
   }
   if (!kind) {
     error = "unknown backend kind " + quoted(kind_text) +
-            " (thumbprint, tokens, webroot, relay, redirect)";
+            " (thumbprint, tokens, webroot, relay, redirect, certdir)";
     return std::nullopt;
   }
   if (value.empty() || !printable_no_space(value)) {
@@ -369,6 +378,7 @@ std::optional<BackendSpec> parse_backend(std::string_view text, std::string& err
       break;
     case BackendKind::Tokens:
     case BackendKind::Webroot:
+    case BackendKind::Certdir:
       if (value[0] != '/') {
         error = "backend " + std::string{kind_text} + " needs an absolute path: " + quoted(value);
         return std::nullopt;
@@ -470,7 +480,7 @@ void validate_policy(const Config& cfg, ConfigUse use, Fail& fail) {
                           "prefilter unset or false)");
   }
   // Only `run` carries the policy out; the rules commands build the same ruleset without one.
-  if (use == ConfigUse::Run && !cfg.backend && cfg.routes.empty()) {
+  if (use == ConfigUse::Run && !cfg.backend && cfg.routes.empty()) {  // TLS routes do not count
     fail("policy", "policy " + name +
                        " needs a backend (--backend / backend): acmegw carries it out with the "
                        "takeover that serves challenges");
@@ -481,6 +491,64 @@ void validate_policy(const Config& cfg, ConfigUse use, Fail& fail) {
          "policy \"redirect-https\" needs an answering backend: a relay backend takes "
          "whole connections to the validation host, so acmegw could not answer "
          "the redirects");
+  }
+}
+
+enum class RouteKind : std::uint8_t { Http, Tls };
+
+// `backend` + `[[route]]` (Http) or `tls_backend` + `[[tls_route]]` (Tls): every backend is of a
+// kind that can answer that challenge, and the hosts build the same RouteTable the takeover
+// builds, so what passes here cannot fail there.
+template <typename Fail>
+void validate_routes(const Config& cfg, RouteKind kind, Fail& fail,
+                     std::vector<ConfigError>& errors) {
+  const bool tls = kind == RouteKind::Tls;
+  const std::optional<BackendSpec>& fallback = tls ? cfg.tls_backend : cfg.backend;
+  const std::vector<RouteConfig>& routes = tls ? cfg.tls_routes : cfg.routes;
+  const std::string table_name = tls ? "tls_route" : "route";
+  const std::string fallback_key = tls ? "tls_backend" : "backend";
+  const auto kind_error = [&](BackendKind k) -> std::optional<std::string> {
+    if (tls && !serves_tls(k)) {
+      return std::string{to_string(k)} +
+             " cannot answer tls-alpn-01 (tls_backend kinds: tokens, certdir, relay)";
+    }
+    if (!tls && !serves_http(k)) {
+      return std::string{to_string(k)} +
+             " serves tls-alpn-01 certificates only: give it as tls_backend / --tls-backend";
+    }
+    return std::nullopt;
+  };
+  backends::RouteTable table;
+  if (fallback) {
+    (void)table.add("*", 0);
+    if (const auto e = kind_error(fallback->kind)) {
+      fail(fallback_key, *e);
+    }
+  }
+  for (std::size_t i = 0; i < routes.size(); ++i) {
+    const RouteConfig& r = routes[i];
+    const std::string name = table_name + "[" + std::to_string(i + 1) + "]";
+    const auto route_fail = [&](const std::string& key, std::string message) {
+      errors.push_back(ConfigError{r.where, name + key, std::move(message)});
+    };
+    if (const auto e = kind_error(r.backend.kind)) {
+      route_fail(".backend", *e);
+    }
+    if (r.hosts.empty()) {
+      if (table.add("*", i + 1)) {
+        route_fail(".hosts", fallback ? "a second default route (no hosts) besides " +
+                                            fallback_key + "/--" + (tls ? "tls-backend" : "backend")
+                                      : std::string{"a second default route (no hosts)"});
+      }
+      continue;
+    }
+    for (const auto& h : r.hosts) {
+      if (h == "*") {
+        route_fail(".hosts", "write the default route without hosts, not \"*\"");
+      } else if (const auto e = table.add(h, i + 1)) {
+        route_fail(".hosts", e->starts_with("route: ") ? e->substr(7) : *e);
+      }
+    }
   }
 }
 
@@ -551,6 +619,12 @@ std::vector<ConfigError> validate(const Config& cfg, ConfigUse use) {
     }
   }
 
+  if (const std::uint32_t tos = cfg.routing.tos;
+      tos == 0 || (tos & ~RoutingConfig::kTosMask) != 0) {
+    fail("routing.tos", "value " + hex(tos) +
+                            " must be non-zero and within 0x1c (the TOS bits the kernel's route "
+                            "lookup compares): 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18 or 0x1c");
+  }
   if (std::find(kReservedTables.begin(), kReservedTables.end(), cfg.routing.table) !=
       kReservedTables.end()) {
     fail("routing.table", "table " + std::to_string(cfg.routing.table) +
@@ -596,33 +670,8 @@ std::vector<ConfigError> validate(const Config& cfg, ConfigUse use) {
   }
 
   validate_policy(cfg, use, fail);
-
-  // Routes: the same RouteTable the takeover builds, so what passes here cannot fail there.
-  backends::RouteTable table;
-  if (cfg.backend) {
-    (void)table.add("*", 0);
-  }
-  for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
-    const RouteConfig& r = cfg.routes[i];
-    const std::string key = "route[" + std::to_string(i + 1) + "].hosts";
-    const auto route_fail = [&](std::string message) {
-      errors.push_back(ConfigError{r.where, key, std::move(message)});
-    };
-    if (r.hosts.empty()) {
-      if (table.add("*", i + 1)) {
-        route_fail(cfg.backend ? "a second default route (no hosts) besides backend/--backend"
-                               : "a second default route (no hosts)");
-      }
-      continue;
-    }
-    for (const auto& h : r.hosts) {
-      if (h == "*") {
-        route_fail("write the default route without hosts, not \"*\"");
-      } else if (const auto e = table.add(h, i + 1)) {
-        route_fail(e->starts_with("route: ") ? e->substr(7) : *e);
-      }
-    }
-  }
+  validate_routes(cfg, RouteKind::Http, fail, errors);
+  validate_routes(cfg, RouteKind::Tls, fail, errors);
   return errors;
 }
 
@@ -690,6 +739,8 @@ std::string_view to_string(BackendKind k) noexcept {
       return "relay";
     case BackendKind::Redirect:
       return "redirect";
+    case BackendKind::Certdir:
+      return "certdir";
   }
   std::abort();  // corrupt enum (STYLE §15)
 }
@@ -737,7 +788,7 @@ std::string describe(const Config& cfg) {
   out += "\nmarks: mask=" + hex(cfg.marks.mask) + " pass=" + hex(cfg.marks.pass) +
          " taken=" + hex(cfg.marks.taken) + " hold=" + hex(cfg.marks.hold) +
          " rst=" + hex(cfg.marks.rst) + " drop=" + hex(cfg.marks.drop);
-  out += "\nrouting: table=" + std::to_string(cfg.routing.table) +
+  out += "\nrouting: tos=" + hex(cfg.routing.tos) + " table=" + std::to_string(cfg.routing.table) +
          " priority=" + std::to_string(cfg.routing.priority);
   out += "\nchains: " + cfg.chain_prefix +
          "-PRE/-FLOW/-HTTP/-FWD/-OUT prefilter=" + (cfg.prefilter ? "on" : "off") +
@@ -753,6 +804,7 @@ std::string describe(const Config& cfg) {
          " max_client_hello=" + std::to_string(cfg.limits.max_client_hello);
   out += "\nlog_level: " + std::string{to_string(cfg.log_level)};
   out += "\nmetrics: " + (cfg.metrics_listen ? to_string(*cfg.metrics_listen) : "off");
+  out += "\ncontrol socket: " + (cfg.control_socket.empty() ? "off" : cfg.control_socket);
   out += "\nbackend: " + (cfg.backend ? to_string(*cfg.backend) : std::string{"none"});
   for (const auto& r : cfg.routes) {
     out += "\nroute:";
@@ -761,6 +813,16 @@ std::string describe(const Config& cfg) {
     }
     out += (r.hosts.empty() ? " (default) -> " : " -> ") + to_string(r.backend) +
            " on-miss=" + std::string{to_string(r.on_miss)};
+  }
+  const auto tls = cfg.default_tls_backend();
+  out += "\ntls_backend: " + (tls ? to_string(*tls) : std::string{"none"}) +
+         (tls && !cfg.tls_backend ? " (the built-in responder on backend's tokens store)" : "");
+  for (const auto& r : cfg.tls_routes) {
+    out += "\ntls_route:";
+    for (const auto& h : r.hosts) {
+      out += ' ' + h;
+    }
+    out += (r.hosts.empty() ? " (default) -> " : " -> ") + to_string(r.backend);
   }
   out += "\npolicy: " + std::string{to_string(cfg.policy)} +
          (cfg.policy == Policy::Pass ? "" : " (http endpoints; tls endpoints pass)");

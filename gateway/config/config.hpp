@@ -55,10 +55,21 @@ struct Marks {
   std::uint32_t drop = 0x00500000;
 };
 
-// Policy routing that delivers TAKEN packets to the local repaired socket.
+// How TAKEN packets reach the local repaired socket (docs/takeover.md "Delivery").
+// IPv4: no ip rule (any rule unmerges the FIB tables and taxes every forwarded packet): the
+// ruleset sets the TOS bits `tos` on taken packets and `ip route local NET tos T table local`
+// delivers them; other packets toward protected addresses get those bits cleared first.
+// IPv6 has no TOS in its route key: `ip -6 rule fwmark TAKEN lookup table` + `local ::/0`.
 struct RoutingConfig {
-  std::uint32_t table = 3802;     // `ip route local 0.0.0.0/0 dev lo table T` (and ::/0)
-  std::uint32_t priority = 3802;  // `ip rule pref P fwmark TAKEN/mask lookup T`
+  // The FIB compares TOS & 0x1c (IPTOS_RT_MASK) only. 0x0c matches DSCP xxx011, all of them
+  // pool 2 "experimental or local use" codepoints (RFC 2474 §6): never a standard PHB.
+  std::uint32_t tos = 0x0c;
+  std::uint32_t table = 3802;     // IPv6: `ip -6 route local ::/0 dev lo table T`
+  std::uint32_t priority = 3802;  // IPv6: `ip -6 rule pref P fwmark TAKEN/mask lookup T`
+  // rtm_protocol of acmegw's IPv4 local routes: `rules remove` flushes routes of this protocol
+  // (including those a takeover added for a post-DNAT address).
+  static constexpr std::uint8_t kRouteProtocol = 0xac;
+  static constexpr std::uint32_t kTosMask = 0x1c;
 };
 
 // Bounds on flows whose first request is still undecided (segments held in the queue). The
@@ -73,7 +84,12 @@ struct HoldConfig {
 
 enum class LogLevel : std::uint8_t { Trace, Debug, Info, Warn, Error, Critical, Off };
 
-enum class BackendKind : std::uint8_t { Thumbprint, Tokens, Webroot, Relay, Redirect };
+enum class BackendKind : std::uint8_t { Thumbprint, Tokens, Webroot, Relay, Redirect, Certdir };
+
+// Which kinds can answer which challenge: http-01 (`backend`, `[[route]]`) or tls-alpn-01
+// (`tls_backend`, `[[tls_route]]`; the built-in responder on the tokens store, certdir, relay).
+[[nodiscard]] bool serves_http(BackendKind k) noexcept;
+[[nodiscard]] bool serves_tls(BackendKind k) noexcept;
 
 // `--backend KIND=VALUE`, syntax-checked only; the takeover/backends code interprets VALUE.
 struct BackendSpec {
@@ -88,7 +104,9 @@ enum class OnMiss : std::uint8_t {
   Production,  // relay the connection, from that request on, to production
 };
 
-// One `[[route]]` table: challenges whose Host matches one of `hosts` go to `backend`.
+// One `[[route]]` table: challenges whose Host matches one of `hosts` go to `backend`; or one
+// `[[tls_route]]` table: tls-alpn-01 hellos whose SNI matches (on_miss unused: a miss on a TLS
+// route always goes to production, before the takeover).
 struct RouteConfig {
   std::vector<std::string> hosts;  // "name", "*.suffix"; empty = the default route
   BackendSpec backend;
@@ -136,11 +154,14 @@ struct Config {
   bool prefilter = true;
   bool keep_rules = false;  // `run`: leave the rules installed on exit
   LogLevel log_level = LogLevel::Info;
-  std::optional<ListenAddress> metrics_listen;  // nullopt = no metrics endpoint
-  std::optional<BackendSpec> backend;           // the default route (`--backend`)
-  std::vector<RouteConfig> routes;              // `[[route]]` tables, in file order
-  Policy policy = Policy::Pass;                 // non-challenge flows
-  ChallengeSources challenge;                   // source allow/deny for challenge flows
+  std::optional<ListenAddress> metrics_listen;              // nullopt = no metrics endpoint
+  std::string control_socket = "/run/acmegw/control.sock";  // a socket spec; empty = none
+  std::optional<BackendSpec> backend;                       // the default route (`--backend`)
+  std::vector<RouteConfig> routes;                          // `[[route]]` tables, in file order
+  std::optional<BackendSpec> tls_backend;  // the default TLS route (`--tls-backend`)
+  std::vector<RouteConfig> tls_routes;     // `[[tls_route]]` tables, in file order
+  Policy policy = Policy::Pass;            // non-challenge flows
+  ChallengeSources challenge;              // source allow/deny for challenge flows
 
   // Where each set key came from, for error messages: TOML key path ("marks.pass") ->
   // "FILE:LINE" or "--flag". Filled by the loaders; keys absent here are defaults.
@@ -150,6 +171,23 @@ struct Config {
   // (under the mask, distinct), so with any other policy it may equal another mark (e.g. HOLD
   // of a config older than DROP) and the engine, the takeover and the ruleset ignore it.
   [[nodiscard]] bool uses_drop_mark() const noexcept { return policy == Policy::Drop; }
+
+  // The default TLS route: tls_backend; with neither tls_backend nor [[tls_route]] tables, the
+  // built-in responder on the tokens store when `backend` is tokens=…; else none (tls-alpn-01
+  // hellos whose SNI no TLS route matches go to production).
+  [[nodiscard]] std::optional<BackendSpec> default_tls_backend() const {
+    if (tls_backend) {
+      return tls_backend;
+    }
+    if (tls_routes.empty() && backend && backend->kind == BackendKind::Tokens) {
+      return backend;
+    }
+    return std::nullopt;
+  }
+  // True when a challenge takeover can happen at all: some http or TLS route exists.
+  [[nodiscard]] bool has_backend() const {
+    return backend || !routes.empty() || tls_backend || !tls_routes.empty();
+  }
 
   // Bytes of one flow's client stream that may be held: the classifier limit for `p`.
   [[nodiscard]] std::size_t held_bytes_limit(classifier::Protocol p) const noexcept {
@@ -216,7 +254,7 @@ enum class ConfigUse : std::uint8_t {
 [[nodiscard]] std::optional<LogLevel> parse_log_level(std::string_view text, std::string& error);
 // "ADDR:PORT" or "[V6]:PORT".
 [[nodiscard]] std::optional<ListenAddress> parse_listen(std::string_view text, std::string& error);
-// "KIND=VALUE" with KIND one of thumbprint, tokens, webroot, relay, redirect.
+// "KIND=VALUE" with KIND one of thumbprint, tokens, webroot, relay, redirect, certdir.
 [[nodiscard]] std::optional<BackendSpec> parse_backend(std::string_view text, std::string& error);
 // "pass" | "redirect-https" | "reject" | "drop".
 [[nodiscard]] std::optional<Policy> parse_policy(std::string_view text, std::string& error);

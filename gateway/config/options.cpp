@@ -7,6 +7,8 @@
 
 #include <toml.hpp>
 
+#include "backends/tokens_server.hpp"
+
 namespace acmegw::gateway {
 namespace {
 
@@ -23,7 +25,7 @@ constexpr std::string_view kEndpointHelp =
     "Protected production endpoint: ADDR, ADDR/PREFIX, ADDR:PORT, [V6]:PORT, [V6/PREFIX]:PORT; "
     "port 80 by default; tls://ADDR (or port 443) inspects TLS ClientHellos. Repeatable";
 
-const std::array<OptionSpec, 26> kSpecs = {{
+const std::array<OptionSpec, 29> kSpecs = {{
     {"protect", "--protect", "ADDR", OptionKind::TextList, "", kEndpointHelp,
      [](Config& c, std::string_view v, std::string& e) {
        const auto ep = parse_endpoint(v, e);
@@ -77,13 +79,19 @@ const std::array<OptionSpec, 26> kSpecs = {{
      [](Config& c, std::string_view v, std::string& e) {
        return assign(c.marks.drop, parse_u32(v, e));
      }},
+    {"routing.tos", "--takeover-tos", "TOS", OptionKind::Integer, "",
+     "IPv4 TOS bits that route taken-over packets to the local socket (default 0x0c; one of "
+     "0x04..0x1c under mask 0x1c; cleared on other packets toward protected addresses)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.routing.tos, parse_u32(v, e));
+     }},
     {"routing.table", "--route-table", "N", OptionKind::Integer, "",
-     "Routing table delivering taken-over flows locally (default 3802)",
+     "IPv6 routing table delivering taken-over flows locally (default 3802)",
      [](Config& c, std::string_view v, std::string& e) {
        return assign(c.routing.table, parse_u32(v, e));
      }},
     {"routing.priority", "--route-priority", "N", OptionKind::Integer, "",
-     "Preference of the fwmark ip rule (default 3802)",
+     "Preference of the IPv6 fwmark ip rule (default 3802)",
      [](Config& c, std::string_view v, std::string& e) {
        return assign(c.routing.priority, parse_u32(v, e));
      }},
@@ -151,6 +159,25 @@ const std::array<OptionSpec, 26> kSpecs = {{
        }
        return l.has_value();
      }},
+    {"control_socket", "--control-socket", "PATH[,mode=OCTAL][,owner=U][,group=G]",
+     OptionKind::Text, "",
+     "run: the control socket `acmegw status` asks; \"off\" disables (default "
+     "/run/acmegw/control.sock, mode 0600)",
+     [](Config& c, std::string_view v, std::string& e) {
+       if (v == "off") {
+         c.control_socket.clear();
+         return true;
+       }
+       c.control_socket = std::string{v};
+       if (backends::parse_token_socket_spec(v, e)) {
+         return true;
+       }
+       // The same spec as the tokens socket's; its messages start with that backend's name.
+       if (e.starts_with("tokens: ")) {
+         e.erase(0, 8);
+       }
+       return false;
+     }},
     {"backend", "--backend", "KIND=VALUE", OptionKind::Text, "",
      "Challenge backend: thumbprint=THUMB, tokens=SOCKET, webroot=DIR, "
      "relay=ADDR:PORT[,proxy=v1|v2], redirect=URL",
@@ -158,6 +185,17 @@ const std::array<OptionSpec, 26> kSpecs = {{
        const auto b = parse_backend(v, e);
        if (b) {
          c.backend = *b;
+       }
+       return b.has_value();
+     }},
+    {"tls_backend", "--tls-backend", "KIND=VALUE", OptionKind::Text, "",
+     "tls-alpn-01 backend for tls:// endpoints: tokens=SOCKET (built-in responder), "
+     "certdir=DIR, relay=ADDR:PORT[,proxy=v1|v2] (default: the responder on --backend's tokens "
+     "store)",
+     [](Config& c, std::string_view v, std::string& e) {
+       const auto b = parse_backend(v, e);
+       if (b) {
+         c.tls_backend = *b;
        }
        return b.has_value();
      }},
@@ -243,8 +281,8 @@ class TomlReader {
   void read_table(const toml::value& table, const std::string& prefix) {
     for (const auto& [name, value] : table.as_table()) {
       const std::string key = prefix.empty() ? name : prefix + '.' + name;
-      if (key == "route") {
-        read_routes(value);
+      if (key == "route" || key == "tls_route") {
+        read_routes(value, key);
         continue;
       }
       if (value.is_table()) {
@@ -295,16 +333,20 @@ class TomlReader {
     cfg_.origins[key] = where(value);
   }
 
-  // `[[route]]`: an array of tables with hosts, backend, on-miss (docs/configuration.md).
-  void read_routes(const toml::value& value) {
+  // `[[route]]`: an array of tables with hosts, backend, on-miss; `[[tls_route]]` the same
+  // without on-miss (docs/configuration.md).
+  void read_routes(const toml::value& value, const std::string& table) {
+    const bool tls = table == "tls_route";
+    std::vector<RouteConfig>& routes = tls ? cfg_.tls_routes : cfg_.routes;
+    const std::string expected = "expected [[" + table + "]] tables";
     if (!value.is_array()) {
-      fail(value, "route", "expected [[route]] tables");
+      fail(value, table, expected);
       return;
     }
     for (const auto& t : value.as_array()) {
-      const std::string key = "route[" + std::to_string(cfg_.routes.size() + 1) + "]";
+      const std::string key = table + "[" + std::to_string(routes.size() + 1) + "]";
       if (!t.is_table()) {
-        fail(t, "route", "expected [[route]] tables");
+        fail(t, table, expected);
         continue;
       }
       RouteConfig r;
@@ -337,7 +379,7 @@ class TomlReader {
           } else {
             fail(v, k, error);
           }
-        } else if (name == "on-miss") {
+        } else if (name == "on-miss" && !tls) {
           if (!v.is_string()) {
             fail(v, k, "expected \"404\" or \"production\"");
           } else if (const auto m = parse_on_miss(v.as_string().str, error)) {
@@ -346,15 +388,16 @@ class TomlReader {
             fail(v, k, error);
           }
         } else {
-          fail(v, k, "unknown key (hosts, backend, on-miss)");
+          fail(v, k,
+               tls ? "unknown key (hosts, backend)" : "unknown key (hosts, backend, on-miss)");
         }
       }
       if (!has_backend) {
         fail(t, key + ".backend", "missing: every route needs backend = \"KIND=VALUE\"");
       }
-      cfg_.routes.push_back(std::move(r));
+      routes.push_back(std::move(r));
     }
-    cfg_.origins["route"] = where(value);
+    cfg_.origins[table] = where(value);
   }
 
   static std::string where(const toml::value& v) {

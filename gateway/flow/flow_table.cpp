@@ -50,6 +50,8 @@ std::string_view to_string(Cause c) noexcept {
       return "no_takeover";
     case Cause::TakeoverFailed:
       return "takeover_failed";
+    case Cause::NotServed:
+      return "not_served";
   }
   return "unknown";
 }

@@ -72,8 +72,9 @@ enum class Cause : std::uint8_t {
   // Set by the caller for a Challenge it could not take over:
   NoTakeover,      // no takeover/backend configured
   TakeoverFailed,  // the takeover failed at some step
+  NotServed,       // no backend answers this challenge (e.g. an unregistered tls-alpn-01 name)
 };
-inline constexpr std::size_t kCauseCount = static_cast<std::size_t>(Cause::TakeoverFailed) + 1;
+inline constexpr std::size_t kCauseCount = static_cast<std::size_t>(Cause::NotServed) + 1;
 
 // Stable lower-case name of a cause, for counters and logs.
 [[nodiscard]] std::string_view to_string(Cause c) noexcept;

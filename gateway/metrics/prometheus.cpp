@@ -162,8 +162,8 @@ void add_engine(std::vector<Family>& out, const std::map<std::string, std::uint6
 void add_takeover(std::vector<Family>& out,
                   std::span<const std::pair<std::string, std::uint64_t>> counters) {
   for (const auto& [name, value] : counters) {
-    if (name == "session_active") {
-      family(out, "acmegw_session_active", "taken-over connections open now", Type::Gauge)
+    if (name.ends_with("_active")) {  // session_active, tls_session_active
+      family(out, "acmegw_" + name, "taken-over connections open now: " + name, Type::Gauge)
           .samples.push_back({{}, value});
       continue;
     }

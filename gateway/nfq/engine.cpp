@@ -1,5 +1,9 @@
 #include "gateway/nfq/engine.hpp"
 
+#include <cstring>
+#include <mutex>
+
+#include "gateway/nfq/log.hpp"
 #include "gateway/sys/netlink.hpp"
 
 namespace acmegw::nfq {
@@ -36,6 +40,15 @@ std::map<std::string, std::uint64_t> Engine::counters() const {
     q->stats().visit([&](std::string_view name, std::uint64_t v) { out[std::string(name)] += v; });
   }
   const auto st = sys::read_queue_status();
+  if (!st.ok()) {
+    // The file is mode 0440 root: a gateway running as its own user (the packaged unit) has
+    // no kernel.* counters. Said once, not on every scrape.
+    static std::once_flag said;
+    std::call_once(said, [err = st.err] {
+      logger("nfq")->info("stats: kernel queue counters unavailable ({}: {}); kernel.* omitted",
+                          "/proc/net/netfilter/nfnetlink_queue", std::strerror(err));
+    });
+  }
   for (const sys::QueueStatus& s : st.value) {
     for (const auto& q : queues_) {
       if (q->number() == s.queue) {

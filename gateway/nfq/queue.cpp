@@ -415,12 +415,25 @@ void Queue::take(const flow::Result& r) noexcept {
     return;
   }
   const takeover::TakeoverResult t = takeover_->take(request_of(r));
+  const bool tls = r.classification.challenge == classifier::ChallengeType::TlsAlpn01;
   if (t.ok()) {
     stats_.takeovers_ok.inc();
-    tko_log_->info("takeover: {} taken over ({} token {})", describe_key(r.flow.key),
-                   classifier::to_string(r.classification.challenge),
-                   r.classification.token.size() <= 128 ? r.classification.token : "(long)");
+    tko_log_->info("takeover: {} taken over ({} {} {})", describe_key(r.flow.key),
+                   classifier::to_string(r.classification.challenge), tls ? "identifier" : "token",
+                   tls                                    ? r.classification.host.view()
+                   : r.classification.token.size() <= 128 ? r.classification.token
+                                                          : "(long)");
     release(r, cfg_.marks.taken);
+    return;
+  }
+  if (t.failed_step == takeover::TakeoverStep::NotServed) {
+    // Not ours to answer (an identifier nobody registered): production may answer it itself.
+    if (flow_log_->should_log(spdlog::level::debug)) {
+      flow_log_->debug("flow: {} {} for {} not served here: production", describe_key(r.flow.key),
+                       classifier::to_string(r.classification.challenge),
+                       tls ? r.classification.host.view() : std::string_view{"http-01"});
+    }
+    release(r, cfg_.marks.pass, flow::Cause::NotServed);
     return;
   }
   takeover_failed(r, t);

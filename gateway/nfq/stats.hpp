@@ -57,7 +57,7 @@ class Counter {
 };
 
 inline constexpr std::size_t kReasonCount =
-    static_cast<std::size_t>(classifier::Reason::AlpnOther) + 1;
+    static_cast<std::size_t>(classifier::Reason::NoSni) + 1;
 inline constexpr std::size_t kStepCount =
     static_cast<std::size_t>(takeover::TakeoverStep::Handoff) + 1;
 

@@ -27,6 +27,12 @@ constexpr std::uint16_t kJsetK = 0x45;    // BPF_JMP | BPF_JSET | BPF_K
 constexpr std::uint16_t kRetK = 0x06;     // BPF_RET | BPF_K
 constexpr std::uint16_t kClassMask = 0x07;
 constexpr std::uint16_t kJmpClass = 0x05;  // BPF_JMP
+constexpr std::uint16_t kLdLen = 0x80;    // BPF_LD | BPF_W | BPF_LEN: A = packet length
+constexpr std::uint16_t kLdMem = 0x60;    // BPF_LD | BPF_MEM: A = M[k]
+constexpr std::uint16_t kLdxMem = 0x61;   // BPF_LDX | BPF_MEM: X = M[k]
+constexpr std::uint16_t kSt = 0x02;       // BPF_ST: M[k] = A
+constexpr std::uint16_t kStx = 0x03;      // BPF_STX: M[k] = X
+constexpr std::uint16_t kJgeX = 0x3d;     // BPF_JMP | BPF_JGE | BPF_X
 constexpr std::uint16_t kTax = 0x07;       // BPF_MISC | BPF_TAX
 constexpr std::uint16_t kTxa = 0x87;       // BPF_MISC | BPF_TXA
 }  // namespace op
@@ -316,6 +322,52 @@ std::vector<BpfInsn> build_prefilter(Family family, std::span<const std::string_
   emit_compare(a, prefix, w0, false, 0, match);
 
   // Every compared byte agrees with a challenge line: leave the segment to userspace.
+  a.bind(no_match);
+  a.stmt(op::kRetK, kNoMatch);
+  a.bind(match);
+  a.stmt(op::kRetK, kMatch);
+  return a.finish();
+}
+
+std::vector<BpfInsn> build_tls_prefilter(Family family) {
+  // TLS record and handshake header offsets in the payload (RFC 8446 §5.1, §4).
+  constexpr std::uint32_t kContentType = 0;      // 22 = handshake
+  constexpr std::uint32_t kRecordLength = 3;     // 2 bytes
+  constexpr std::uint32_t kRecordHeader = 5;
+  constexpr std::uint32_t kHandshakeType = 5;    // 1 = ClientHello
+  constexpr std::uint32_t kHandshakeLength = 6;  // 3 bytes: the high one, then the low two
+  constexpr std::uint32_t kHandshakeHeader = 4;
+  constexpr std::uint32_t kSlotPayloadOffset = 0;  // scratch memory
+  constexpr std::uint32_t kSlotRecordLength = 1;
+
+  Assembler a;
+  const Label match = a.label();
+  const Label no_match = a.label();
+  emit_payload_offset(a, family, no_match);
+  a.stmt(op::kStx, kSlotPayloadOffset);
+  // Not a handshake record, or a handshake that does not start with a ClientHello: the
+  // classifier sends it to production whatever follows. A load past the payload ends with 0.
+  a.stmt(op::kLdB | op::kInd, kContentType);
+  a.jump(op::kJeqK, 22, Assembler::kNext, match);
+  a.stmt(op::kLdB | op::kInd, kHandshakeType);
+  a.jump(op::kJeqK, 1, Assembler::kNext, match);
+  // A ClientHello: only a whole one in the first record, the record whole in this segment,
+  // lets the rule's string match rule out acme-tls/1. A hello of 64 KiB or more never fits.
+  a.stmt(op::kLdB | op::kInd, kHandshakeLength);
+  a.jump(op::kJeqK, 0, Assembler::kNext, no_match);
+  a.stmt(op::kLdH | op::kInd, kRecordLength);
+  a.stmt(op::kSt, kSlotRecordLength);
+  a.stmt(op::kLdH | op::kInd, kHandshakeLength + 1);
+  a.stmt(op::kAddK, kHandshakeHeader);
+  a.stmt(op::kTax, 0);  // X = record bytes the ClientHello needs
+  a.stmt(op::kLdMem, kSlotRecordLength);
+  a.jump(op::kJgeX, 0, Assembler::kNext, no_match);
+  a.stmt(op::kAddK, kRecordHeader);
+  a.stmt(op::kLdxMem, kSlotPayloadOffset);
+  a.stmt(op::kAddX, 0);
+  a.stmt(op::kTax, 0);  // X = where the first record ends, from the network header
+  a.stmt(op::kLdLen, 0);
+  a.jump(op::kJgeX, 0, match, no_match);
   a.bind(no_match);
   a.stmt(op::kRetK, kNoMatch);
   a.bind(match);

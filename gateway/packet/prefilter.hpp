@@ -51,6 +51,14 @@ inline constexpr std::array<std::string_view, 2> kDefaultChallengeMethods = {"GE
     Family family, std::span<const std::string_view> methods = kDefaultChallengeMethods,
     std::string_view prefix = kDefaultChallengePrefix);
 
+// TLS endpoints: returns a program that is true (1) only when the TCP payload is non-empty and
+// either cannot start a ClientHello (not a handshake record, or a handshake record whose first
+// message is not a ClientHello), or holds a whole ClientHello: its handshake message ends within
+// the first record and that record ends within this segment. The rule pairs it with
+// `-m string ! --string acme-tls/1` (xt_string), so together they pass only segments that
+// cannot carry an acme-tls/1 hello. False for unwalked headers, as above.
+[[nodiscard]] std::vector<BpfInsn> build_tls_prefilter(Family family);
+
 // Returns the xt_bpf --bytecode argument for `prog`: "N,code jt jf k,code jt jf k,..." in
 // decimal, the format `nfbpf_compile` prints.
 [[nodiscard]] std::string to_xt_bytecode(std::span<const BpfInsn> prog);

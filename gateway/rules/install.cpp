@@ -91,6 +91,16 @@ void restore(Family f, const std::vector<PlanLine>& plan) {
   }
 }
 
+// Deletes the fwmark rule (all copies) and its catch-all local route when present.
+void remove_policy_route(const RouteCommands& rc) {
+  for (int i = 0; i < kMaxRuleDeletes && present(rc.rule_show); ++i) {
+    run_checked(rc.rule_del);
+  }
+  if (present(rc.route_show)) {
+    run_checked(rc.route_del);
+  }
+}
+
 void remove_family(const Config& cfg, Family f) {
   if (tools_present(f)) {
     const auto plan = plan_remove(cfg.chain_prefix, save(f));
@@ -102,11 +112,33 @@ void remove_family(const Config& cfg, Family f) {
     return;
   }
   const RouteCommands rc = route_commands(cfg, f);
-  for (int i = 0; i < kMaxRuleDeletes && present(rc.rule_show); ++i) {
-    run_checked(rc.rule_del);
+  remove_policy_route(rc);  // IPv4: what acmegw before 2026-12 installed
+  if (f == Family::V4) {
+    run_checked(rc.tos_route_flush);
   }
-  if (present(rc.route_show)) {
-    run_checked(rc.route_del);
+}
+
+// IPv4 delivery: the TOS routes (stale ones of a killed run flushed first) instead of a rule.
+void install_tos_routes(const RouteCommands& rc,
+                        std::vector<const std::vector<std::string>*>& undo) {
+  remove_policy_route(rc);
+  run_checked(rc.tos_route_flush);
+  undo.push_back(&rc.tos_route_flush);
+  for (const auto& add : rc.tos_route_add) {
+    run_checked(add);
+  }
+}
+
+void install_policy_route(const RouteCommands& rc,
+                          std::vector<const std::vector<std::string>*>& undo) {
+  if (!present(rc.route_show)) {
+    run_checked(rc.route_add, {},
+                "(IPv6 local routes need the loopback interface up: ip link set lo up)");
+    undo.push_back(&rc.route_del);
+  }
+  if (!present(rc.rule_show)) {
+    run_checked(rc.rule_add);
+    undo.push_back(&rc.rule_del);
   }
 }
 
@@ -115,14 +147,10 @@ void install_family(const Config& cfg, Family f) {
   // Undo only what this call added if a later step fails, so a failed install leaves no trace.
   std::vector<const std::vector<std::string>*> undo;
   try {
-    if (!present(rc.route_show)) {
-      run_checked(rc.route_add, {},
-                  "(IPv6 local routes need the loopback interface up: ip link set lo up)");
-      undo.push_back(&rc.route_del);
-    }
-    if (!present(rc.rule_show)) {
-      run_checked(rc.rule_add);
-      undo.push_back(&rc.rule_del);
+    if (f == Family::V4) {
+      install_tos_routes(rc, undo);
+    } else {
+      install_policy_route(rc, undo);
     }
     const FamilyRuleset rs = build_ruleset(cfg, f, default_programs(f));
     restore(f, plan_install(rs, cfg.chain_prefix, save(f)));
@@ -159,7 +187,7 @@ std::string counter_rows(const Config& cfg, std::string_view saved) {
       if (chain == c.name) {
         sink = &chain_rows[i];
       } else if (!c.hook.empty() && chain == c.hook && rule.size() > chain.size() &&
-                 rule.substr(chain.size() + 1) == jump_spec(c.name)) {
+                 is_our_jump(rule.substr(chain.size() + 1), c.name)) {
         sink = &jump_rows[i];
       } else {
         continue;
@@ -224,8 +252,15 @@ std::string print_rules(const Config& cfg, bool counters) {
     out += "# acmegw ruleset, " + std::string{t.label} + " (" + t.save + " form; " + t.restore +
            " --noflush input)\n";
     out += render_save(build_ruleset(cfg, f, default_programs(f)));
-    out += "# policy routing for taken-over flows\n# " + join_argv(rc.rule_add) + "\n# " +
-           join_argv(rc.route_add) + '\n';
+    if (f == Family::V4) {
+      out += "# local delivery of taken-over flows: TOS routes, no ip rule\n";
+      for (const auto& add : rc.tos_route_add) {
+        out += "# " + join_argv(add) + '\n';
+      }
+    } else {
+      out += "# policy routing for taken-over flows\n# " + join_argv(rc.rule_add) + "\n# " +
+             join_argv(rc.route_add) + '\n';
+    }
   }
   return out;
 }

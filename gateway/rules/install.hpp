@@ -17,7 +17,7 @@ class RulesError : public std::runtime_error {
 };
 
 // Startup checks that `install_rules(cfg)` needs (tools of the families cfg protects, `ip`,
-// src_valid_mark, CAP_NET_ADMIN).
+// CAP_NET_ADMIN).
 [[nodiscard]] sys::CheckNeeds install_needs(const gateway::Config& cfg);
 
 // Makes acmegw's ruleset for cfg current, per family: policy route first (idempotent), then one

@@ -29,10 +29,17 @@ constexpr std::string_view kNeedsPrefilter =
     "xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF), xt_mark, xt_comment";
 constexpr std::string_view kNeedsQueue =
     "xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF), xt_NFQUEUE (CONFIG_NETFILTER_XT_TARGET_NFQUEUE)";
-constexpr std::string_view kNeedsTlsQueue =
-    "xt_tcpudp, xt_conntrack, xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF), xt_NFQUEUE "
-    "(CONFIG_NETFILTER_XT_TARGET_NFQUEUE)";
+constexpr std::string_view kNeedsTlsPrefilter =
+    "xt_bpf (CONFIG_NETFILTER_XT_MATCH_BPF), xt_string (CONFIG_NETFILTER_XT_MATCH_STRING), "
+    "xt_mark, xt_comment";
+// The ALPN protocol id of tls-alpn-01 (RFC 8737 §6.2), as it appears in a ClientHello.
+constexpr std::string_view kAcmeTlsAlpn = "acme-tls/1";
 constexpr std::string_view kNeedsNotrack = "xt_mark, xt_CT (CONFIG_NETFILTER_XT_TARGET_CT)";
+constexpr std::string_view kNeedsTosClear =
+    "xt_dscp (CONFIG_NETFILTER_XT_MATCH_DSCP), xt_DSCP (CONFIG_NETFILTER_XT_TARGET_DSCP)";
+constexpr std::string_view kNeedsTosSet = "xt_mark, xt_comment, xt_DSCP";
+constexpr std::string_view kNeedsLocalGuard =
+    "xt_mark, xt_dscp, xt_addrtype (CONFIG_NETFILTER_XT_MATCH_ADDRTYPE), xt_comment";
 constexpr std::string_view kNeedsChain = "nf_tables / ip_tables with the table loaded";
 
 std::string hex(std::uint32_t v) {
@@ -63,10 +70,25 @@ std::string bpf_match(std::string_view bytecode) {
   return "-m bpf --bytecode \"" + std::string{bytecode} + '"';
 }
 
+std::string net_of(const Endpoint& e) {
+  return gateway::to_string(e.addr) + '/' + std::to_string(e.prefix_len);
+}
+
 // Segments toward the endpoint (native nft compares in iptables-nft).
 std::string endpoint_match(const Endpoint& e) {
-  return "-d " + gateway::to_string(e.addr) + '/' + std::to_string(e.prefix_len) +
-         " -p tcp -m tcp --dport " + std::to_string(e.port);
+  return "-d " + net_of(e) + " -p tcp -m tcp --dport " + std::to_string(e.port);
+}
+
+// "0x0c": a TOS byte as iptables-save and `ip route` print it.
+std::string tos_hex(std::uint32_t value) {
+  std::array<char, 8> buf{};
+  std::snprintf(buf.data(), buf.size(), "0x%02x", value);
+  return buf.data();
+}
+
+// "0x0c/0x1c": the TOS bits of the IPv4 local route under the mask the FIB compares.
+std::string tos_bits(std::uint32_t value) {
+  return tos_hex(value) + '/' + tos_hex(gateway::RoutingConfig::kTosMask);
 }
 
 // Client-to-server segments on an established connection: never a SYN, never the reply side.
@@ -93,6 +115,17 @@ struct SaveState {
     return static_cast<std::size_t>(std::count_if(rules.begin(), rules.end(), [&](const auto& r) {
       return std::get<0>(r) == table && std::get<1>(r) == chain && std::get<2>(r) == spec;
     }));
+  }
+  // Specs of the rules in `chain` that are acmegw jumps to `target` (is_our_jump), in order.
+  [[nodiscard]] std::vector<std::string> our_jumps(std::string_view table, std::string_view chain,
+                                                   std::string_view target) const {
+    std::vector<std::string> out;
+    for (const auto& [t, c, spec] : rules) {
+      if (t == table && c == chain && is_our_jump(spec, target)) {
+        out.push_back(spec);
+      }
+    }
+    return out;
   }
 };
 
@@ -126,18 +159,16 @@ SaveState parse_save(std::string_view text) {
   return st;
 }
 
-// Before 2026-12 the jumps carried `-m comment --comment acmegw`; in iptables-nft a comment is
-// an xt match, called for every packet the hook sees. Install replaces such a jump, remove
-// deletes it.
-std::string legacy_jump_spec(std::string_view chain) {
-  return "-m comment --comment acmegw -j " + std::string{chain};
-}
-
-// "-D HOOK SPEC" for every rule in c's hook whose spec is one of `specs` (duplicates too).
+// "-D HOOK SPEC" for every acmegw jump to c in its hook whose spec `keep` does not list (one
+// kept copy per listed spec; duplicates and older forms are deleted).
 void append_jump_deletions(std::vector<PlanLine>& out, const SaveState& st, std::string_view table,
-                           const ChainName& c, std::initializer_list<std::string> specs) {
-  for (const std::string& spec : specs) {
-    for (std::size_t i = st.count_rule(table, c.hook, spec); i > 0; --i) {
+                           const ChainName& c, const std::vector<std::string>& keep = {}) {
+  std::vector<std::string> kept;
+  for (const std::string& spec : st.our_jumps(table, c.hook, c.name)) {
+    const bool wanted = std::find(keep.begin(), keep.end(), spec) != keep.end();
+    if (wanted && std::find(kept.begin(), kept.end(), spec) == kept.end()) {
+      kept.push_back(spec);
+    } else {
       out.push_back({"-D " + std::string{c.hook} + ' ' + spec, kNeedsChain});
     }
   }
@@ -155,7 +186,7 @@ void append_removal(std::vector<PlanLine>& out, const SaveState& st, std::string
   }
   for (const ChainName* c : present) {
     if (!c->hook.empty()) {
-      append_jump_deletions(out, st, table, *c, {jump_spec(c->name), legacy_jump_spec(c->name)});
+      append_jump_deletions(out, st, table, *c);
     }
   }
   for (const ChainName* c : present) {
@@ -166,11 +197,51 @@ void append_removal(std::vector<PlanLine>& out, const SaveState& st, std::string
   }
 }
 
+// The distinct "ADDR/LEN" networks of the endpoints of `family` that `keep` accepts, in config
+// order.
+template <class Keep>
+std::vector<std::string> distinct_nets(const Config& cfg, Family family, Keep keep) {
+  std::vector<std::string> nets;
+  for (const Endpoint& e : cfg.protect) {
+    if (e.addr.family != family || !keep(e)) {
+      continue;
+    }
+    std::string n = net_of(e);
+    if (std::find(nets.begin(), nets.end(), n) == nets.end()) {
+      nets.push_back(std::move(n));
+    }
+  }
+  return nets;
+}
+
+// protected_nets() without the networks that lie inside another one.
+std::vector<std::string> outermost_nets(const Config& cfg, Family family) {
+  return distinct_nets(cfg, family, [&](const Endpoint& e) {
+    return std::none_of(cfg.protect.begin(), cfg.protect.end(), [&](const Endpoint& o) {
+      return o.prefix_len < e.prefix_len && gateway::Cidr{o.addr, o.prefix_len}.contains(e.addr);
+    });
+  });
+}
+
+// A hooked chain holding one rule.
+Chain one_rule_chain(const ChainName& name, std::string spec, std::string_view needs) {
+  return Chain{name.table, name.name, name.hook, {{std::move(spec), needs}}, {}};
+}
+
+// The jumps of c in its hook (none when it has no hook).
+std::vector<std::string> hook_jumps(const Chain& c) {
+  if (c.hook.empty()) {
+    return {};
+  }
+  return c.jumps.empty() ? std::vector<std::string>{jump_spec(c.name)} : c.jumps;
+}
+
 }  // namespace
 
 BpfPrograms default_programs(Family family) {
   return BpfPrograms{packet::to_xt_bytecode(packet::build_payload_probe(family)),
-                     packet::to_xt_bytecode(packet::build_prefilter(family))};
+                     packet::to_xt_bytecode(packet::build_prefilter(family)),
+                     packet::to_xt_bytecode(packet::build_tls_prefilter(family))};
 }
 
 std::vector<ChainName> owned_chains(std::string_view prefix) {
@@ -178,9 +249,15 @@ std::vector<ChainName> owned_chains(std::string_view prefix) {
       {"mangle", chain_name(prefix, "PRE"), "PREROUTING"},
       {"mangle", chain_name(prefix, "FLOW"), ""},
       {"mangle", chain_name(prefix, "HTTP"), ""},
+      {"mangle", chain_name(prefix, "TLS"), ""},
       {"raw", chain_name(prefix, "OUT"), "OUTPUT"},
       {"filter", chain_name(prefix, "FWD"), "FORWARD"},
+      {"mangle", chain_name(prefix, "IN"), "INPUT"},
   };
+}
+
+std::vector<std::string> protected_nets(const Config& cfg, Family family) {
+  return distinct_nets(cfg, family, [](const Endpoint&) { return true; });
 }
 
 bool has_family(const Config& cfg, Family family) noexcept {
@@ -190,6 +267,20 @@ bool has_family(const Config& cfg, Family family) noexcept {
 
 std::string jump_spec(std::string_view chain) {
   return "-j " + std::string{chain};
+}
+
+bool is_our_jump(std::string_view spec, std::string_view chain) {
+  const std::string target = jump_spec(chain);
+  if (!spec.ends_with(target)) {
+    return false;
+  }
+  spec.remove_suffix(target.size());
+  // "": the match-less jump; "-d NET ": PFX-PRE's per-network jumps; before 2026-12 the jumps
+  // carried `-m comment --comment acmegw` (an xt match per packet in iptables-nft).
+  if (spec.empty() || spec == "-m comment --comment acmegw ") {
+    return true;
+  }
+  return spec.starts_with("-d ") && spec.size() > 4 && spec.find(' ', 3) == spec.size() - 1;
 }
 
 FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms& programs) {
@@ -210,12 +301,35 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
   const ChainName& pre_name = names[0];
   const ChainName& flow_name = names[1];
   const ChainName& http_name = names[2];
+  const ChainName& tls_name = names[3];
+  const ChainName& out_name = names[4];
+  const ChainName& fwd_name = names[5];
+  const ChainName& in_name = names[6];
+  const bool v4 = family == Family::V4;
 
   // Every packet of the hook passes here: native nft matches only (address, port), no comment
   // (an xt match in iptables-nft), so traffic to other destinations costs one compare per
   // endpoint. Goto: an undecided flow's packet leaves FLOW straight back to PREROUTING instead
   // of running into the next (overlapping) endpoint's rule.
-  Chain pre{pre_name.table, pre_name.name, pre_name.hook, {}};
+  // The hook's jumps carry the destination (one native compare): traffic to other destinations,
+  // and the reply direction of every flow, never enters PFX-PRE (a jump and a return cost more
+  // than the compare; docs/performance.md). Only networks not inside another one: a packet must
+  // not enter PFX-PRE twice.
+  Chain pre{pre_name.table, pre_name.name, pre_name.hook, {}, {}};
+  for (const std::string& net : outermost_nets(cfg, family)) {
+    pre.jumps.push_back("-d " + net + ' ' + jump_spec(pre.name));
+  }
+  if (v4) {
+    // A packet carrying the local route's TOS bits would be delivered to this host instead of
+    // production: clear them, on every packet toward a protected address (any port or
+    // protocol), before anything else sets them. One xt match per such packet: iptables-nft
+    // has no native TOS compare (docs/takeover.md "Delivery").
+    for (const std::string& net : protected_nets(cfg, family)) {
+      pre.rules.push_back({"-d " + net + " -m tos --tos " + tos_bits(cfg.routing.tos) +
+                               " -j TOS --set-tos " + tos_bits(0),
+                           kNeedsTosClear});
+    }
+  }
   for (const Endpoint& e : cfg.protect) {
     if (e.addr.family == family) {
       pre.rules.push_back({endpoint_match(e) + " -g " + flow_name.name, kNeedsEndpoint});
@@ -223,7 +337,7 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
   }
   rs.chains.push_back(std::move(pre));
 
-  Chain flow{flow_name.table, flow_name.name, flow_name.hook, {}};
+  Chain flow{flow_name.table, flow_name.name, flow_name.hook, {}, {}};
   flow.rules = {
       // The fast path, first: every later packet of a production flow ends here after native
       // compares and one xt match. No comment on purpose (it would be a second xt match per
@@ -273,64 +387,87 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
           {"-m mark --mark " + taken + " -m conntrack --ctdir REPLY " +
                comment("drop production side of taken flow") + " -j DROP",
            kNeedsTakenReplyDrop},
-          {"-m mark --mark " + taken + ' ' + comment("taken flow, routed to local") + " -j ACCEPT",
-           kNeedsMark},
       });
+  if (v4) {
+    flow.rules.push_back({"-m mark --mark " + taken + ' ' + comment("taken flow, local route TOS") +
+                              " -j TOS --set-tos " + tos_bits(cfg.routing.tos),
+                          kNeedsTosSet});
+  }
+  flow.rules.push_back(
+      {"-m mark --mark " + taken + ' ' + comment("taken flow, routed to local") + " -j ACCEPT",
+       kNeedsMark});
   bool any_http = false;
+  bool any_tls = false;
   for (const Endpoint& e : cfg.protect) {
     if (e.addr.family != family) {
       continue;
     }
-    const std::string established = endpoint_match(e) + ' ' + std::string{kEstablishedOriginal};
-    if (e.protocol == classifier::Protocol::Http) {
-      any_http = true;
-      flow.rules.push_back(
-          {established + ' ' + comment("protected http endpoint") + " -j " + http_name.name,
-           kNeedsJump});
-    } else {
-      flow.rules.push_back({established + ' ' + bpf_match(programs.payload_probe) + ' ' +
-                                comment("queue tls data of undecided flow") + ' ' + queue,
-                            kNeedsTlsQueue});
-    }
+    const bool http = e.protocol == classifier::Protocol::Http;
+    (http ? any_http : any_tls) = true;
+    flow.rules.push_back({endpoint_match(e) + ' ' + std::string{kEstablishedOriginal} + ' ' +
+                              comment(http ? "protected http endpoint" : "protected tls endpoint") +
+                              " -j " + (http ? http_name : tls_name).name,
+                          kNeedsJump});
   }
   rs.chains.push_back(std::move(flow));
 
-  if (any_http) {
-    Chain http{http_name.table, http_name.name, http_name.hook, {}};
+  // PFX-HTTP / PFX-TLS: the protocol's prefilter (when on), then the queue.
+  const auto undecided = [&](const ChainName& name, std::string_view protocol,
+                             std::string prefilter_match, std::string_view needs) {
+    Chain c{name.table, name.name, name.hook, {}, {}};
     if (cfg.prefilter) {
-      http.rules = {
-          {"-m mark --mark " + masked(0, m.mask) + ' ' + bpf_match(programs.prefilter) + ' ' +
+      c.rules = {
+          {"-m mark --mark " + masked(0, m.mask) + ' ' + prefilter_match + ' ' +
                comment("prefilter, not a challenge") + " -j MARK --set-xmark " + pass,
-           kNeedsPrefilter},
+           needs},
           {"-m mark --mark " + pass + ' ' + comment("save prefilter verdict") + ' ' + save,
            kNeedsMark},
           {"-m mark --mark " + pass + ' ' + comment("prefilter passed, fast path") + " -j RETURN",
            kNeedsMark},
       };
     }
-    http.rules.push_back({bpf_match(programs.payload_probe) + ' ' +
-                              comment("queue http data of undecided flow") + ' ' + queue,
-                          kNeedsQueue});
-    rs.chains.push_back(std::move(http));
+    c.rules.push_back({bpf_match(programs.payload_probe) + ' ' +
+                           comment("queue " + std::string{protocol} + " data of undecided flow") +
+                           ' ' + queue,
+                       kNeedsQueue});
+    rs.chains.push_back(std::move(c));
+  };
+  if (any_http) {
+    undecided(http_name, "http", bpf_match(programs.prefilter), kNeedsPrefilter);
+  }
+  if (any_tls) {
+    // The bpf program first: xt_string only runs on segments that can be ruled out whole.
+    undecided(tls_name, "tls",
+              bpf_match(programs.tls_prefilter) + " -m string ! --string \"" +
+                  std::string{kAcmeTlsAlpn} + "\" --algo bm",
+              kNeedsTlsPrefilter);
   }
 
-  rs.chains.push_back(Chain{names[3].table,
-                            names[3].name,
-                            names[3].hook,
-                            {{"-m mark --mark " + masked(m.rst, m.mask) + ' ' +
-                                  comment("untracked reset to production") + " -j CT --notrack",
-                              kNeedsNotrack}}});
+  rs.chains.push_back(one_rule_chain(out_name,
+                                     "-m mark --mark " + masked(m.rst, m.mask) + ' ' +
+                                         comment("untracked reset to production") +
+                                         " -j CT --notrack",
+                                     kNeedsNotrack));
   // No FORWARD rule for taken flows: every forwarded packet of every flow, both directions, would
   // pay a jump and an xt match for it (docs/performance.md), and the takeover resets production's
   // side before it answers (a takeover whose RST cannot be sent goes to production instead), so
   // production has nothing left to send. Policy drop keeps its FORWARD rule: not the default.
   if (drop_policy) {
-    rs.chains.push_back(Chain{names[4].table,
-                              names[4].name,
-                              names[4].hook,
-                              {{"-m connmark --mark " + drop + ' ' +
-                                    comment("dropped flow, never forwarded") + " -j DROP",
-                                kNeedsDrop}}});
+    rs.chains.push_back(one_rule_chain(
+        fwd_name,
+        "-m connmark --mark " + drop + ' ' + comment("dropped flow, never forwarded") + " -j DROP",
+        kNeedsDrop));
+  }
+  if (v4) {
+    // Defence in depth: only taken packets may arrive through acmegw's TOS routes (a takeover
+    // adds one for a post-DNAT address, whose other packets PFX-PRE never saw). Only locally
+    // delivered packets meet this, never forwarded ones.
+    rs.chains.push_back(
+        one_rule_chain(in_name,
+                       "-m mark ! --mark " + taken + " -m tos --tos " + tos_bits(cfg.routing.tos) +
+                           " -m addrtype ! --dst-type LOCAL " +
+                           comment("not taken, yet delivered by a takeover route") + " -j DROP",
+                       kNeedsLocalGuard));
   }
   return rs;
 }
@@ -346,8 +483,8 @@ std::string render_save(const FamilyRuleset& rs) {
         continue;
       }
       decls += ':' + c.name + " - [0:0]\n";
-      if (!c.hook.empty()) {
-        jumps += "-A " + std::string{c.hook} + ' ' + jump_spec(c.name) + '\n';
+      for (const std::string& j : hook_jumps(c)) {
+        jumps += "-A " + std::string{c.hook} + ' ' + j + '\n';
       }
       for (const Rule& r : c.rules) {
         body += "-A " + c.name + ' ' + r.spec + '\n';
@@ -383,10 +520,13 @@ std::vector<PlanLine> plan_install(const FamilyRuleset& rs, std::string_view pre
       if (c.table != table || c.hook.empty()) {
         continue;
       }
-      append_jump_deletions(out, st, table, ChainName{c.table, c.name, c.hook},
-                            {legacy_jump_spec(c.name)});
-      if (st.count_rule(table, c.hook, jump_spec(c.name)) == 0) {
-        out.push_back({"-I " + std::string{c.hook} + " 1 " + jump_spec(c.name), kNeedsChain});
+      const std::vector<std::string> want = hook_jumps(c);
+      append_jump_deletions(out, st, table, ChainName{c.table, c.name, c.hook}, want);
+      // Inserted at 1 in reverse, so they end up first in the hook, in `want` order.
+      for (auto j = want.rbegin(); j != want.rend(); ++j) {
+        if (st.count_rule(table, c.hook, *j) == 0) {
+          out.push_back({"-I " + std::string{c.hook} + " 1 " + *j, kNeedsChain});
+        }
       }
     }
     for (const Chain& c : rs.chains) {
@@ -478,14 +618,25 @@ RouteCommands route_commands(const Config& cfg, Family family) {
     return std::vector<std::string>{"ip", fam,   "route", std::move(verb), "local",
                                     any,  "dev", "lo",    "table",         table};
   };
-  // `show` filters differently from add/del: by type and the exact prefix.
-  return RouteCommands{
+  const std::string proto = std::to_string(gateway::RoutingConfig::kRouteProtocol);
+  RouteCommands rc{
       rule("show"),
       rule("add"),
       rule("del"),
+      // `show` filters differently from add/del: by type and the exact prefix.
       {"ip", fam, "route", "show", "table", table, "type", "local", "exact", any, "dev", "lo"},
       route("add"),
-      route("del")};
+      route("del"),
+      {},
+      {"ip", "-4", "route", "flush", "table", "local", "proto", proto}};
+  if (family == Family::V4) {
+    for (const std::string& net : protected_nets(cfg, family)) {
+      rc.tos_route_add.push_back({"ip", "-4", "route", "add", "local", net, "tos",
+                                  tos_hex(cfg.routing.tos), "proto", proto, "dev", "lo", "table",
+                                  "local"});
+    }
+  }
+  return rc;
 }
 
 std::string join_argv(const std::vector<std::string>& argv) {

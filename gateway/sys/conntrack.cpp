@@ -89,44 +89,24 @@ struct Conntrack::Handle {
     return nlh;
   }
 
-  // Sends `nlh` and reads until the kernel's ACK (or error) for it. Every message is consumed,
-  // including the ACK that follows a GET's data (DESIGN pitfall 2: stopping at the data leaves
-  // the ACK queued and the next query reads this one's answer); messages of earlier timed-out
-  // requests (other seq) are skipped. `got` is set when an entry was parsed into `reply`.
-  int transact(nlmsghdr* nlh, bool& got) noexcept {
+  // One request/answer round trip (netlink_transact); `got` is set when an entry was parsed
+  // into `reply`.
+  int transact(const nlmsghdr* nlh, bool& got) noexcept {
     got = false;
-    const std::uint32_t want = nlh->nlmsg_seq;
-    const auto sent = sock.send({buf.data(), nlh->nlmsg_len});
-    if (!sent.ok()) {
-      return sent.err;
-    }
-    for (;;) {
-      const auto r = sock.recv(buf, false);
-      if (!r.ok()) {
-        if (r.err == EINTR) {
-          continue;
-        }
-        return r.err == EAGAIN ? ETIMEDOUT : r.err;
-      }
-      auto* msg = reinterpret_cast<nlmsghdr*>(buf.data());
-      int len = static_cast<int>(r.value);
-      for (; mnl_nlmsg_ok(msg, len); msg = mnl_nlmsg_next(msg, &len)) {
-        if (msg->nlmsg_seq != want) {
-          continue;
-        }
-        if (msg->nlmsg_type == NLMSG_ERROR) {
-          const auto* e = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(msg));
-          return -e->error;  // 0: the ACK
-        }
-        if (msg->nlmsg_type == NLMSG_DONE) {
-          return 0;
-        }
-        nfct_copy(reply.get(), blank.get(), NFCT_CP_OVERRIDE);
-        if (nfct_nlmsg_parse(msg, reply.get()) >= 0) {
-          got = true;
-        }
-      }
-    }
+    struct Sink {
+      Handle* h;
+      bool* got;
+    } sink{this, &got};
+    return netlink_transact(
+        sock, buf, nlh,
+        [](const nlmsghdr* msg, void* ctx) {
+          auto* k = static_cast<Sink*>(ctx);
+          nfct_copy(k->h->reply.get(), k->h->blank.get(), NFCT_CP_OVERRIDE);
+          if (nfct_nlmsg_parse(msg, k->h->reply.get()) >= 0) {
+            *k->got = true;
+          }
+        },
+        &sink);
   }
 };
 

@@ -52,6 +52,41 @@ SysResult<std::size_t> NetlinkSocket::recv(std::span<std::byte> buf, bool dont_w
   return {static_cast<std::size_t>(n), 0};
 }
 
+int netlink_transact(NetlinkSocket& sock, std::span<std::byte> buf, const nlmsghdr* nlh,
+                     NetlinkDataFn on_data, void* ctx) noexcept {
+  const std::uint32_t want = nlh->nlmsg_seq;
+  const auto sent = sock.send({reinterpret_cast<const std::byte*>(nlh), nlh->nlmsg_len});
+  if (!sent.ok()) {
+    return sent.err;
+  }
+  for (;;) {
+    const auto r = sock.recv(buf, false);
+    if (!r.ok()) {
+      if (r.err == EINTR) {
+        continue;
+      }
+      return r.err == EAGAIN ? ETIMEDOUT : r.err;
+    }
+    const auto* msg = reinterpret_cast<const nlmsghdr*>(buf.data());
+    int len = static_cast<int>(r.value);
+    for (; mnl_nlmsg_ok(msg, len); msg = mnl_nlmsg_next(msg, &len)) {
+      if (msg->nlmsg_seq != want) {
+        continue;
+      }
+      if (msg->nlmsg_type == NLMSG_ERROR) {
+        const auto* e = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(msg));
+        return -e->error;  // 0: the ACK
+      }
+      if (msg->nlmsg_type == NLMSG_DONE) {
+        return 0;
+      }
+      if (on_data != nullptr) {
+        on_data(msg, ctx);
+      }
+    }
+  }
+}
+
 SysResult<bool> NetlinkSocket::set_no_enobufs(bool on) noexcept {
   const int v = on ? 1 : 0;
   if (::setsockopt(mnl_socket_get_fd(sock_.get()), SOL_NETLINK, NETLINK_NO_ENOBUFS, &v, sizeof v) <

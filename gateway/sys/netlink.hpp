@@ -12,6 +12,7 @@
 #include "gateway/sys/result.hpp"
 
 struct mnl_socket;
+struct nlmsghdr;
 
 namespace acmegw::sys {
 
@@ -47,6 +48,18 @@ class NetlinkSocket {
   std::unique_ptr<mnl_socket, Close> sock_;
   std::uint32_t portid_ = 0;
 };
+
+// Called for each data message answering a request (not the ACK, not other requests' answers).
+using NetlinkDataFn = void (*)(const nlmsghdr* msg, void* ctx);
+
+// Sends the request `nlh` (in `buf`, NLM_F_ACK set, nlmsg_seq unique) and reads, into `buf`,
+// until the kernel's ACK or error for it. Every message is consumed, including the ACK that
+// follows a GET's data (DESIGN pitfall 2: stopping at the data leaves the ACK queued and the next
+// query reads this one's answer); messages of earlier timed-out requests (other seq) are skipped.
+// Returns 0 or the errno (ETIMEDOUT when the socket's receive timeout elapsed).
+[[nodiscard]] int netlink_transact(NetlinkSocket& sock, std::span<std::byte> buf,
+                                   const nlmsghdr* nlh, NetlinkDataFn on_data = nullptr,
+                                   void* ctx = nullptr) noexcept;
 
 // One line of /proc/net/netfilter/nfnetlink_queue (per network namespace).
 struct QueueStatus {

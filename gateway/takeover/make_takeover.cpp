@@ -4,13 +4,15 @@
 #include <stdexcept>
 #include <string>
 
+#include "backends/certdir.hpp"
 #include "backends/redirect.hpp"
-#include "backends/routing.hpp"
 #include "backends/relay.hpp"
+#include "backends/routing.hpp"
 #include "backends/thumbprint.hpp"
 #include "backends/tokens_server.hpp"
 #include "backends/webroot.hpp"
 #include "gateway/config/config.hpp"
+#include "gateway/nfq/log.hpp"
 #include "gateway/sys/repair.hpp"
 
 namespace acmegw::takeover {
@@ -37,8 +39,40 @@ std::shared_ptr<backends::AnsweringBackend> make_answering(const gateway::Backen
       return backends::TokensBackend::create(*opt, error);
     }
     case gateway::BackendKind::Relay:
-      error = "relay takes whole connections before their Host is known: it can only be the "
-              "one backend (--backend), not a route";
+      error =
+          "relay takes whole connections before their Host is known: it can only be the "
+          "one backend (--backend), not a route";
+      return nullptr;
+    case gateway::BackendKind::Certdir:
+      error = "certdir serves tls-alpn-01 only: use it in --tls-backend or a [[tls_route]]";
+      return nullptr;
+  }
+  std::abort();  // corrupt enum (STYLE §15)
+}
+
+// The tls-alpn-01 answering backend for `spec` (tokens: the built-in responder on a new tokens
+// store; certdir), or null with `error` set. dry_run: as make_answering.
+std::shared_ptr<backends::TlsAnsweringBackend> make_tls_answering(const gateway::BackendSpec& spec,
+                                                                  bool dry_run,
+                                                                  std::string& error) {
+  switch (spec.kind) {
+    case gateway::BackendKind::Tokens: {
+      const auto any = make_answering(spec, dry_run, error);
+      return std::dynamic_pointer_cast<backends::TlsAnsweringBackend>(any);
+    }
+    case gateway::BackendKind::Certdir: {
+      auto warn = [log = nfq::logger("backend")](const std::string& m) { log->warn("{}", m); };
+      auto b = backends::CertdirBackend::create(spec.value, std::move(warn), error);
+      if (dry_run || b == nullptr) {
+        return nullptr;
+      }
+      return std::shared_ptr<backends::TlsAnsweringBackend>(std::move(b));
+    }
+    case gateway::BackendKind::Thumbprint:
+    case gateway::BackendKind::Webroot:
+    case gateway::BackendKind::Redirect:
+    case gateway::BackendKind::Relay:
+      error = "cannot answer tls-alpn-01";  // validate() refuses these kinds
       return nullptr;
   }
   std::abort();  // corrupt enum (STYLE §15)
@@ -74,8 +108,7 @@ std::shared_ptr<const backends::RouteSet> make_routes(const gateway::Config& cfg
     if (!error.empty()) {
       errors.push_back(gateway::ConfigError{where, key, text + ": " + error});
     }
-    set->targets.push_back(
-        {std::move(b), text, on_miss == gateway::OnMiss::Production});
+    set->targets.push_back({std::move(b), text, on_miss == gateway::OnMiss::Production});
     return set->targets.size() - 1;
   };
   if (cfg.backend) {
@@ -101,26 +134,111 @@ std::shared_ptr<const backends::RouteSet> make_routes(const gateway::Config& cfg
   return set;
 }
 
+std::shared_ptr<const backends::TlsRouteSet> make_tls_routes(
+    const gateway::Config& cfg, const backends::RouteSet* http,
+    const backends::RouteSet* previous_http, const backends::TlsRouteSet* previous, bool dry_run,
+    std::vector<gateway::ConfigError>& errors) {
+  const auto fallback = cfg.default_tls_backend();
+  if (!fallback && cfg.tls_routes.empty()) {
+    return nullptr;
+  }
+  auto set = std::make_shared<backends::TlsRouteSet>();
+  const auto shared =
+      [&](const std::string& text) -> std::shared_ptr<backends::TlsAnsweringBackend> {
+    for (const auto* s : {http, previous_http}) {
+      if (s != nullptr) {
+        if (auto b =
+                std::dynamic_pointer_cast<backends::TlsAnsweringBackend>(s->backend_for(text))) {
+          return b;
+        }
+      }
+    }
+    for (const auto* s : {static_cast<const backends::TlsRouteSet*>(set.get()), previous}) {
+      if (s != nullptr) {
+        if (auto b = s->backend_for(text)) {
+          return b;
+        }
+      }
+    }
+    return nullptr;
+  };
+  const std::size_t before = errors.size();
+  const auto add_target = [&](const gateway::BackendSpec& spec, const std::string& where,
+                              const std::string& key) {
+    backends::TlsRouteTarget t;
+    t.spec = gateway::to_string(spec);
+    std::string error;
+    if (spec.kind == gateway::BackendKind::Relay) {
+      if (const auto r = backends::parse_relay_spec(spec.value, error)) {
+        t.relay = *r;
+        t.relay.tls = true;
+      }
+    } else {
+      t.answering = shared(t.spec);
+      if (t.answering == nullptr) {
+        t.answering = make_tls_answering(spec, dry_run, error);
+      }
+    }
+    if (!error.empty()) {
+      errors.push_back(gateway::ConfigError{where, key, t.spec + ": " + error});
+    }
+    set->targets.push_back(std::move(t));
+    return set->targets.size() - 1;
+  };
+  if (fallback) {
+    const auto it = cfg.origins.find(cfg.tls_backend ? "tls_backend" : "backend");
+    const auto i = add_target(*fallback, it == cfg.origins.end() ? "" : it->second,
+                              cfg.tls_backend ? "tls_backend" : "backend");
+    (void)set->table.add("*", i);
+  }
+  for (std::size_t r = 0; r < cfg.tls_routes.size(); ++r) {
+    const auto& route = cfg.tls_routes[r];
+    const auto i =
+        add_target(route.backend, route.where, "tls_route[" + std::to_string(r + 1) + "].backend");
+    if (route.hosts.empty()) {
+      (void)set->table.add("*", i);  // validate() refused a second default
+    }
+    for (const auto& h : route.hosts) {
+      (void)set->table.add(h, i);  // validate() checked every pattern
+    }
+  }
+  if (errors.size() != before || dry_run) {
+    return nullptr;
+  }
+  return set;
+}
+
 TakeoverBackend make_backend(const gateway::Config& cfg) {
-  if (!cfg.backend && cfg.routes.empty()) {
+  if (!cfg.has_backend()) {
     throw std::runtime_error("no backend: give --backend KIND=VALUE (e.g. thumbprint=THUMB)");
   }
   TakeoverBackend b;
+  std::vector<gateway::ConfigError> errors;
+  std::shared_ptr<const backends::RouteSet> routes;
   if (cfg.backend && cfg.backend->kind == gateway::BackendKind::Relay && cfg.routes.empty()) {
     // VALUE: ADDR:PORT[,proxy=v1|v2][,connect-timeout=MS] (docs/backends.md)
     std::string error;
-    if (const auto r = backends::parse_relay_spec(cfg.backend->value, error)) {
-      b.relay = *r;
-      return b;
+    const auto r = backends::parse_relay_spec(cfg.backend->value, error);
+    if (!r) {
+      throw std::runtime_error("--backend " + gateway::to_string(*cfg.backend) + ": " + error);
     }
-    throw std::runtime_error("--backend " + gateway::to_string(*cfg.backend) + ": " + error);
+    b.relay = *r;
+    b.serves_http = true;
+  } else if (cfg.backend || !cfg.routes.empty()) {
+    routes = make_routes(cfg, nullptr, false, errors);
+    if (!routes) {
+      throw std::runtime_error(join(errors));
+    }
+    b.serves_http = true;
   }
-  std::vector<gateway::ConfigError> errors;
-  auto routes = make_routes(cfg, nullptr, false, errors);
-  if (!routes) {
+  if (auto tls = make_tls_routes(cfg, routes.get(), nullptr, nullptr, false, errors)) {
+    b.tls = std::make_shared<backends::TlsRouting>(std::move(tls));
+  } else if (!errors.empty()) {
     throw std::runtime_error(join(errors));
   }
-  b.answering = std::make_unique<backends::RoutingBackend>(std::move(routes));
+  if (routes) {
+    b.answering = std::make_unique<backends::RoutingBackend>(std::move(routes));
+  }
   return b;
 }
 
@@ -140,6 +258,12 @@ std::unique_ptr<RepairTakeover> make_takeover(const gateway::Config& cfg,
   o.taken_mark = cfg.marks.taken;
   o.drop_mark = cfg.uses_drop_mark() ? cfg.marks.drop : 0;  // 0 = unused
   o.session.redirect_https = cfg.policy == gateway::Policy::RedirectHttps;
+  o.route_tos = static_cast<std::uint8_t>(cfg.routing.tos);
+  for (const gateway::Endpoint& e : cfg.protect) {
+    if (e.addr.family == packet::Family::V4) {
+      o.routed_v4.push_back(gateway::Cidr{e.addr, e.prefix_len});
+    }
+  }
   auto tko = std::make_unique<RepairTakeover>(std::move(backend), cfg.marks.rst, o);
   tko->set_sources(cfg.challenge);
   return tko;

@@ -1,5 +1,6 @@
 #include "gateway/takeover/repair_takeover.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -64,6 +65,18 @@ RepairTakeover::RepairTakeover(TakeoverBackend backend, std::uint32_t rst_mark,
                              std::strerror(ct.err));
   }
   ct_ = std::move(ct.value);
+  if (opts_.route_tos != 0) {
+    auto routes =
+        sys::LocalTosRoutes::open(opts_.route_tos, gateway::RoutingConfig::kRouteProtocol);
+    if (!routes.ok()) {
+      throw std::runtime_error(std::string("takeover: rtnetlink socket failed: ") +
+                               std::strerror(routes.err));
+    }
+    routes_ = std::move(routes.value);
+  }
+  if (backend_.tls) {
+    tls_ctx_ = std::make_unique<backends::TlsServerContext>();
+  }
   for (unsigned i = 0; i < std::max(1u, opts.threads); ++i) {
     threads_.emplace_back([this] { io_.run(); });
   }
@@ -95,9 +108,51 @@ TakeoverResult RepairTakeover::lookup(const TakeoverRequest& req,
   return {};
 }
 
+TakeoverResult RepairTakeover::route_to_local(const packet::Address& dst) noexcept {
+  if (dst.family != packet::Family::V4 || !routes_ ||
+      std::any_of(opts_.routed_v4.begin(), opts_.routed_v4.end(),
+                  [&](const gateway::Cidr& c) { return c.contains(dst); })) {
+    return {};
+  }
+  const std::lock_guard lock(route_mutex_);
+  if (std::find(routed_extra_.begin(), routed_extra_.end(), dst) != routed_extra_.end()) {
+    return {};
+  }
+  if (const auto r = routes_->add(dst); !r.ok()) {
+    return {TakeoverStep::Route, r.err};
+  }
+  routed_extra_.push_back(dst);
+  return {};
+}
+
+TakeoverResult RepairTakeover::choose(
+    const TakeoverRequest& req, backends::TlsChoice& tls,
+    std::shared_ptr<const backends::TlsRouteSet>& tls_set) noexcept {
+  const bool is_tls =
+      req.classification != nullptr && req.classification->protocol == classifier::Protocol::Tls;
+  if (!is_tls) {
+    // Policy takeovers are answered by the HTTP session without a backend's help.
+    const bool ok = backend_.serves_http || req.purpose != TakeoverPurpose::Challenge;
+    return ok ? TakeoverResult{} : TakeoverResult{TakeoverStep::NotServed, 0};
+  }
+  if (backend_.tls == nullptr) {
+    return {TakeoverStep::NotServed, 0};
+  }
+  tls_set = backend_.tls->current();
+  tls = tls_set->choose(req.classification->host.view());
+  return tls.served() ? TakeoverResult{} : TakeoverResult{TakeoverStep::NotServed, 0};
+}
+
 TakeoverResult RepairTakeover::take(const TakeoverRequest& req) noexcept {
-  if (session_stats_.active.load(std::memory_order_relaxed) >= opts_.max_sessions) {
+  const auto open = session_stats_.active.load(std::memory_order_relaxed) +
+                    tls_stats_.active.load(std::memory_order_relaxed);
+  if (open >= opts_.max_sessions) {
     return {TakeoverStep::Handoff, EBUSY};  // checked first: costs no syscall
+  }
+  backends::TlsChoice tls;
+  std::shared_ptr<const backends::TlsRouteSet> tls_set;
+  if (auto r = choose(req, tls, tls_set); !r.ok()) {
+    return r;
   }
   if (req.purpose == TakeoverPurpose::Challenge) {
     std::shared_ptr<const gateway::ChallengeSources> sources;
@@ -114,6 +169,9 @@ TakeoverResult RepairTakeover::take(const TakeoverRequest& req) noexcept {
     return r;
   }
   const FlowSnapshot snap = make_snapshot(req, ct, opts_.mss);
+  if (auto r = route_to_local(snap.tuple.dst); !r.ok()) {
+    return r;
+  }
 
   sys::UniqueFd fd;
   if (auto r = restore_established(snap, fd); !r.ok()) {
@@ -142,7 +200,14 @@ TakeoverResult RepairTakeover::take(const TakeoverRequest& req) noexcept {
     sock.close(ec);
     return {};
   }
-  if (backend_.answering) {
+  if (tls.cert) {
+    backends::start_tls_session(std::move(sock), std::move(tls.cert), *tls_ctx_, opts_.tls_session,
+                                tls_stats_);
+  } else if (tls.relay != nullptr) {
+    // The session copies the spec: tls_set may be replaced by a reload while it runs.
+    backends::start_relay_session(std::move(sock), *tls.relay, opts_.session, session_stats_,
+                                  &relay_warning_);
+  } else if (backend_.answering) {
     backends::start_http_session(std::move(sock), endpoint_of(snap.tuple.dst, snap.tuple.dport),
                                  *backend_.answering, opts_.session, session_stats_);
   } else {
@@ -177,6 +242,7 @@ std::vector<std::pair<std::string, std::uint64_t>> RepairTakeover::counters() co
   out.emplace_back("session_answered_not_found", s.answered_not_found.load());
   out.emplace_back("session_answered_redirect", s.answered_redirect.load());
   out.emplace_back("session_answered_unavailable", s.answered_unavailable.load());
+  out.emplace_back("session_answered_close", s.answered_close.load());
   out.emplace_back("session_relayed", s.relayed.load());
   out.emplace_back("session_relay_connect_failed", s.relay_connect_failed.load());
   out.emplace_back("session_relay_connect_timeout", s.relay_connect_timeout.load());
@@ -188,6 +254,16 @@ std::vector<std::pair<std::string, std::uint64_t>> RepairTakeover::counters() co
   out.emplace_back("session_idle_aborted", s.idle_aborted.load());
   out.emplace_back("session_io_errors", s.io_errors.load());
   out.emplace_back("session_timewait_left", s.timewait_left.load());
+  const auto& t = tls_stats_;
+  out.emplace_back("tls_session_started", t.started.load());
+  out.emplace_back("tls_session_active", t.active.load());
+  out.emplace_back("tls_handshakes_ok", t.handshakes_ok.load());
+  out.emplace_back("tls_handshake_timeout", t.handshake_timeout.load());
+  out.emplace_back("tls_handshake_failed", t.handshake_failed.load());
+  out.emplace_back("tls_handshake_eof", t.handshake_eof.load());
+  out.emplace_back("tls_session_client_closed", t.client_closed.load());
+  out.emplace_back("tls_session_close_timeout", t.close_timeout.load());
+  out.emplace_back("tls_session_io_errors", t.io_errors.load());
   return out;
 }
 

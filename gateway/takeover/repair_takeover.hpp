@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -16,18 +17,25 @@
 #include "backends/backend.hpp"
 #include "backends/http_session.hpp"
 #include "backends/relay.hpp"
+#include "backends/tls_routing.hpp"
+#include "backends/tls_session.hpp"
 #include "gateway/config/config.hpp"
 #include "gateway/sys/conntrack.hpp"
+#include "gateway/sys/local_route.hpp"
 #include "gateway/takeover/snapshot.hpp"
 #include "gateway/takeover/takeover.hpp"
 
 namespace acmegw::takeover {
 
-// What a taken-over connection is given to: an answering backend (thumbprint, tokens, webroot,
-// redirect), or, when `answering` is null, a relay target that receives the whole connection.
+// What a taken-over connection is given to. http-01 (when serves_http): an answering backend
+// (thumbprint, tokens, webroot, redirect), or, when `answering` is null, a relay target that
+// receives the whole connection. tls-alpn-01: the SNI routes in `tls` (null: none; such
+// hellos go to production before any syscall).
 struct TakeoverBackend {
   std::unique_ptr<backends::AnsweringBackend> answering;
   backends::RelaySpec relay;
+  bool serves_http = false;
+  std::shared_ptr<backends::TlsRouting> tls;
 };
 
 struct TakeoverOptions {
@@ -43,6 +51,11 @@ struct TakeoverOptions {
   std::uint32_t taken_mark = 0;
   std::uint32_t drop_mark = 0;  // policy drop only; 0 = none
   backends::SessionConfig session;
+  backends::TlsSessionConfig tls_session;
+  // IPv4 local delivery (docs/takeover.md "Delivery"): the TOS bits of the local routes (0 =
+  // none: no route is ever added) and the protected networks `rules install` routed already.
+  std::uint8_t route_tos = 0;
+  std::vector<gateway::Cidr> routed_v4;
 };
 
 class RepairTakeover final : public Takeover {
@@ -70,6 +83,8 @@ class RepairTakeover final : public Takeover {
   [[nodiscard]] backends::AnsweringBackend* answering() const noexcept {
     return backend_.answering.get();
   }
+  // The tls-alpn-01 routes (null when none are configured); `run` reloads them through it.
+  [[nodiscard]] backends::TlsRouting* tls_routing() const noexcept { return backend_.tls.get(); }
 
   // (name, value) of the session counters (outcomes on the Asio threads).
   [[nodiscard]] std::vector<std::pair<std::string, std::uint64_t>> counters() const;
@@ -77,11 +92,17 @@ class RepairTakeover final : public Takeover {
   [[nodiscard]] const backends::LatencyHistogram& answer_latency() const noexcept {
     return session_stats_.answer_latency;
   }
+  // Handshake time of the tls-alpn-01 sessions (metrics histogram).
+  [[nodiscard]] const backends::LatencyHistogram& handshake_latency() const noexcept {
+    return tls_stats_.handshake_latency;
+  }
 
  private:
   TakeoverBackend backend_;
   TakeoverOptions opts_;
   backends::SessionStats session_stats_;
+  backends::TlsSessionStats tls_stats_;
+  std::unique_ptr<backends::TlsServerContext> tls_ctx_;  // built when backend_.tls is set
   std::mutex sources_mutex_;  // guards sources_ (copied under it once per take())
   std::shared_ptr<const gateway::ChallengeSources> sources_ =
       std::make_shared<const gateway::ChallengeSources>();
@@ -91,6 +112,20 @@ class RepairTakeover final : public Takeover {
   // already carries one of the engine's verdict marks.
   [[nodiscard]] TakeoverResult lookup(const TakeoverRequest& req,
                                       sys::ConntrackEntry& out) noexcept;
+  // Whether the flow is served at all, decided before any syscall: an http-01 challenge needs
+  // an http backend; a tls-alpn-01 hello needs a TLS route for its SNI whose backend holds the
+  // identifier now (`tls` gets the certificate or relay, `tls_set` keeps the relay alive).
+  [[nodiscard]] TakeoverResult choose(
+      const TakeoverRequest& req, backends::TlsChoice& tls,
+      std::shared_ptr<const backends::TlsRouteSet>& tls_set) noexcept;
+
+  // The local route delivering a taken flow's packets to `dst` (IPv4), added on the first
+  // takeover toward an address outside opts_.routed_v4 (production behind a DNAT).
+  [[nodiscard]] TakeoverResult route_to_local(const packet::Address& dst) noexcept;
+
+  std::mutex route_mutex_;  // guards routes_ and routed_extra_
+  std::optional<sys::LocalTosRoutes> routes_;
+  std::vector<packet::Address> routed_extra_;
 
   // One netlink socket shared by the queue workers: takeovers are rare and the lock covers
   // one request/answer round trip.

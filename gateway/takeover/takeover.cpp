@@ -8,6 +8,8 @@ std::string_view to_string(TakeoverStep s) noexcept {
       return "none";
     case TakeoverStep::Conntrack:
       return "conntrack";
+    case TakeoverStep::Route:
+      return "route";
     case TakeoverStep::Socket:
       return "socket";
     case TakeoverStep::ReuseAddr:
@@ -38,6 +40,8 @@ std::string_view to_string(TakeoverStep s) noexcept {
       return "reset";
     case TakeoverStep::SourceDenied:
       return "source_denied";
+    case TakeoverStep::NotServed:
+      return "not_served";
     case TakeoverStep::Handoff:
       return "handoff";
   }

@@ -27,21 +27,40 @@ enum class TakeoverPurpose : std::uint8_t {
 };
 
 struct TakeoverRequest {
-  packet::FlowKey key;             // client -> server as queued (pre-DNAT destination)
-  std::uint32_t client_next = 0;   // S: sequence number of the flow's first payload byte
-  std::uint32_t server_next = 0;   // A: ack number carried by the client's segments
-  std::uint16_t window = 0;        // raw window field of the newest held segment
-  packet::TcpOptions options;      // of the newest held segment (timestamps)
+  packet::FlowKey key;                      // client -> server as queued (pre-DNAT destination)
+  std::uint32_t client_next = 0;            // S: sequence number of the flow's first payload byte
+  std::uint32_t server_next = 0;            // A: ack number carried by the client's segments
+  std::uint16_t window = 0;                 // raw window field of the newest held segment
+  packet::TcpOptions options;               // of the newest held segment (timestamps)
   std::span<const std::byte> client_bytes;  // held payload in stream order; valid during take()
   const classifier::Classification* classification = nullptr;  // views client_bytes
   TakeoverPurpose purpose = TakeoverPurpose::Challenge;
 };
 
 enum class TakeoverStep : std::uint8_t {
-  None, Conntrack, Socket, ReuseAddr, Transparent, RepairOn, Bind, SendSeq, RecvSeq, MaxSeg,
-  Connect, Options, Timestamp, Window, RepairOff, Reset,
+  None,
+  Conntrack,
+  Route,  // IPv4: the local TOS route for a post-DNAT production address (rtnetlink)
+  Socket,
+  ReuseAddr,
+  Transparent,
+  RepairOn,
+  Bind,
+  SendSeq,
+  RecvSeq,
+  MaxSeg,
+  Connect,
+  Options,
+  Timestamp,
+  Window,
+  RepairOff,
+  Reset,
   SourceDenied,  // refused before any syscall: the client is not admitted (challenge.allow/deny)
-  Handoff,       // keep last: counter arrays are sized by it (nfq/stats.hpp)
+  // Refused before any syscall: no backend answers this challenge (a tls-alpn-01 identifier
+  // nobody registered, no TLS route for the SNI, no http backend). Not a failure: production
+  // may answer it itself (docs/backends.md).
+  NotServed,
+  Handoff,  // keep last: counter arrays are sized by it (nfq/stats.hpp)
 };
 
 // Stable lower-case step name for counters and logs ("repair_on", "window", ...).

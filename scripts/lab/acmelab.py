@@ -175,6 +175,17 @@ def lego_http(pebble: Pebble, workdir: str, addr: str, names: Sequence[str]) -> 
     return argv + ["run"]
 
 
+def lego_tls(pebble: Pebble, workdir: str, addr: str, names: Sequence[str]) -> list[str]:
+    """argv of `lego --tls` answering tls-alpn-01 itself on addr:443 (a validation host behind
+    acmegw's TLS relay backend); the certificate lands in workdir/certificates/NAME.crt."""
+    host = f"[{addr}]" if ":" in addr else addr
+    argv = ["lego", "--server", pebble.url, "--accept-tos", "--email", "lab@example.com",
+            "--path", workdir, "--tls", "--tls.port", f"{host}:443"]
+    for n in names:
+        argv += ["--domains", n]
+    return argv + ["run"]
+
+
 def lego_webroot(pebble: Pebble, workdir: str, webroot: str, names: Sequence[str]) -> list[str]:
     """argv of `lego --http --http.webroot` against Pebble; the certificate lands in
     workdir/certificates/NAME.crt (leaf + chain)."""
@@ -186,15 +197,19 @@ def lego_webroot(pebble: Pebble, workdir: str, webroot: str, names: Sequence[str
 
 
 def dehydrated(pebble: Pebble, workdir: str, wellknown: str, names: Sequence[str],
-               hook: str = "") -> list[list[str]]:
+               hook: str = "", challenge: str = "http-01", alpncertdir: str = ""
+               ) -> list[list[str]]:
     """argv lists (register, then issue) of dehydrated against Pebble with its config and state
-    in workdir; the certificate lands in workdir/certs/NAME/{cert,chain}.pem."""
+    in workdir; the certificate lands in workdir/certs/NAME/{cert,chain}.pem. challenge
+    "tls-alpn-01": dehydrated writes ALPNCERTDIR/NAME.{crt,key}.pem (acmegw certdir backend)."""
     os.makedirs(wellknown, exist_ok=True)
     config = os.path.join(workdir, "config")
     os.makedirs(workdir, exist_ok=True)
     with open(config, "w") as f:
-        f.write(f'CA="{pebble.url}"\nCHALLENGETYPE="http-01"\nBASEDIR="{workdir}"\n'
+        f.write(f'CA="{pebble.url}"\nCHALLENGETYPE="{challenge}"\nBASEDIR="{workdir}"\n'
                 f'WELLKNOWN="{wellknown}"\nHOOK="{hook}"\nKEY_ALGO="prime256v1"\n')
+        if alpncertdir:
+            f.write(f'ALPNCERTDIR="{alpncertdir}"\n')
     base = ["dehydrated", "--config", config]
     domains = [a for n in names for a in ("--domain", n)]
     return [base + ["--register", "--accept-terms"], base + ["--cron", *domains]]

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """acmegw demo: a namespace lab (client with Pebble as the ACME CA, fw running acmegw, prod
-running nginx, val running certbot) that shows production traffic passing untouched while a
-real certificate is issued through acmegw's tokens backend. Run as root through scripts/demo.
+running nginx on http and https, val running certbot and uacme) that shows production traffic
+passing untouched while real certificates are issued through acmegw's tokens backend: http-01
+on port 80 (certbot), then tls-alpn-01 on port 443 (uacme, built-in responder). Run as root
+through scripts/demo.
 
 Grows with the project: each step prints what it shows and the evidence.
 """
@@ -19,9 +21,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import acmelab  # noqa: E402
+import tlslab  # noqa: E402
 from lab import CLIENT, PROD, Lab, url  # noqa: E402
 
 NAME = "www.example.com"
+TLS_NAME = "tls.example.com"
 
 
 def step(text: str) -> None:
@@ -47,15 +51,20 @@ def main() -> None:
         step(f"lab: namespaces {lab.ns.client} (Pebble, curl) | {lab.ns.fw} (acmegw) | "
              f"{lab.ns.prod} (nginx at {PROD.v4}) | {lab.ns.val} (certbot)")
         nginx = lab.start_nginx()
+        prod_cert, prod_key = tlslab.make_cert(os.path.join(lab.dir, "prod-tls"), "production",
+                                               ["production.example"])
+        tlslab.start_nginx_tls(lab, prod_cert, prod_key, http=False)
         pebble = acmelab.start_pebble(lab, lab.ns.client, CLIENT.v4,
                                       os.path.join(lab.dir, "pebble"), PROD.v4, PROD.v6)
         show(f"Pebble ACME directory {pebble.url}; its DNS resolves every name to {PROD.v4} / "
              f"{PROD.v6}")
 
         sock = os.path.join(lab.dir, "tokens.sock")
-        step(f"acmegw run --protect {PROD.v4} --protect [{PROD.v6}] --backend tokens={sock}")
-        gw = lab.run_acmegw(acmegw, "--backend", f"tokens={sock}",
-                            protect=[PROD.v4, f"[{PROD.v6}]"], name="acmegw")
+        protect = [PROD.v4, f"[{PROD.v6}]", f"tls://{PROD.v4}", f"tls://[{PROD.v6}]"]
+        step("acmegw run " + " ".join(f"--protect {p}" for p in protect) +
+             f" --backend tokens={sock}")
+        gw = lab.run_acmegw(acmegw, "--backend", f"tokens={sock}", protect=protect,
+                            name="acmegw")
 
         step("production traffic goes to nginx untouched (client's own address in its log)")
         page = lab.sh(lab.ns.client, "curl", "-sS", url(PROD.v4, "/"))
@@ -80,6 +89,24 @@ def main() -> None:
                              "-startdate", "-enddate"], capture_output=True, text=True,
                             check=True).stdout.rstrip())
 
+        step(f"tls-alpn-01 on port 443: uacme in {lab.ns.val} with scripts/hooks/uacme-hook "
+             "(ACMEGW_CHALLENGES=tls-alpn-01), answered by acmegw's built-in responder")
+        uacme_work = os.path.join(lab.dir, "uacme")
+        for argv in acmelab.uacme(pebble, uacme_work, f"{hooks}/uacme-hook", [TLS_NAME]):
+            lab.sh(lab.ns.val, *pebble.client_env(), *env, "ACMEGW_CHALLENGES=tls-alpn-01",
+                   *argv, timeout=180)
+        tls_cert = os.path.join(uacme_work, TLS_NAME, "cert.pem")
+        show(acmelab.verify_chain(pebble.root(lab), tls_cert, tls_cert) +
+             "  (against Pebble's root)")
+        show("names: " + ", ".join(acmelab.cert_names(tls_cert)))
+        https = lab.sh(lab.ns.client, "curl", "-sS", "-k", "-o", "/dev/null", "-w",
+                       "%{http_code} %{ssl_verify_result}\n", f"https://{PROD.v4}/")
+        subject = lab.sh(lab.ns.client, "sh", "-c", f"openssl s_client -connect {PROD.v4}:443 "
+                         "-servername production.example </dev/null 2>/dev/null | "
+                         "openssl x509 -noout -subject")
+        show(f"production https meanwhile: GET / -> {https.split()[0]}; certificate "
+             f"{subject.strip()} (production's own)")
+
         step("evidence")
         challenges = [e for e in nginx.log_lines() if "acme-challenge" in e["request"]]
         show(f"challenge requests in production's log: {len(challenges)}")
@@ -88,8 +115,8 @@ def main() -> None:
              "perspectives at once)")
         show("\n".join(taken))
         show("acmegw rules print --counters (packets, rule):")
-        counters = lab.sh(lab.ns.fw, acmegw, "rules", "print", "--counters", "--protect", PROD.v4,
-                          "--protect", f"[{PROD.v6}]")
+        counters = lab.sh(lab.ns.fw, acmegw, "rules", "print", "--counters",
+                          *[a for p in protect for a in ("--protect", p)])
         for line in counters.splitlines():  # packets and the rule's comment; bytecode omitted
             m = re.match(r"\s*(\d+)\s+\d+\s+-A (\S+).*--comment \"?([^\"]*?)\"? -j", line)
             show(f"{m[1]:>8}  {m[2]}: {m[3]}" if m else line)
@@ -98,9 +125,9 @@ def main() -> None:
         if args.keep:
             step(f"lab kept (--keep): Pebble and nginx still run, acmegw is stopped; files in "
                  f"{lab.dir}")
-            protect = ["--protect", PROD.v4, "--protect", f"[{PROD.v6}]"]
             show("start acmegw again:\n  " + shlex.join(
-                ["ip", "netns", "exec", lab.ns.fw, acmegw, "run", *protect, "--backend",
+                ["ip", "netns", "exec", lab.ns.fw, acmegw, "run",
+                 *[a for p in protect for a in ("--protect", p)], "--backend",
                  f"tokens={sock}"]))
             show("production through the firewall:\n  " + shlex.join(
                 ["ip", "netns", "exec", lab.ns.client, "curl", url(PROD.v4, "/")]))

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 from typing import Optional
 
 from lab import (CLIENT, PROD, PUBLIC, REC, REC_PUBLIC, SMALL_PAGE, Checks, Lab, Nginx, Recorder,
-                 parse_args, require)
+                 parse_args, require, socket_in)
 
 SSH_SERVER_BANNER = b"SSH-2.0-OpenSSH_9.6p1 Debian-4\r\n"
 
@@ -175,6 +176,34 @@ def rules_gone(lab: Lab) -> str | None:
     return "; ".join(left) if left else None
 
 
+# Further client addresses for spread_over_queues (the lab's client is 198.51.100.2).
+SPREAD_SOURCES = [f"198.51.100.{i}" for i in range(100, 164)]
+
+
+def spread_over_queues(lab: Lab, target: str) -> Optional[str]:
+    """Both queues of --queue-balance 0:1 got packets. xt_NFQUEUE picks the queue from a hash of
+    the address pair and protocol only (nfqueue_hash: no ports) with a boot-random seed, so the
+    lab's two address pairs (v4, v6) land on one queue a quarter to half of the time, whatever
+    the number of flows. Until both queues saw a packet, one flow from each further client
+    address: all 64 on the same queue as before has probability 2^-64."""
+    for src in [None, *SPREAD_SOURCES]:
+        if src:
+            lab.sh(lab.ns.client, "ip", "addr", "add", f"{src}/32", "dev", "eth0")
+            s = socket_in(lab.ns.client, 4)
+            s.settimeout(10)
+            s.bind((src, 0))
+            s.connect((target, 80))
+            s.sendall(b"GET /spread HTTP/1.1\r\nHost: spread\r\n\r\n")
+            s.shutdown(socket.SHUT_WR)
+            while s.recv(65536):
+                pass
+            s.close()
+        ids = [q["id_seq"] for q in lab.nfqueue_proc()]
+        if len(ids) == 2 and min(ids) > 0:
+            return None
+    return f"packets per queue: {ids} after flows from {len(SPREAD_SOURCES)} more addresses"
+
+
 def run_fastpath(doc: str, dnat: bool) -> None:
     """The whole fast-path test (routed production, or DNAT from PUBLIC addresses if dnat);
     exits with the result."""
@@ -201,9 +230,8 @@ def run_fastpath(doc: str, dnat: bool) -> None:
                 nginx_logs_client(lab, checks, nginx, web[fam], f"{mode} v{fam} nginx")
             if gw is not None:
                 if not prefilter:
-                    ids = [q["id_seq"] for q in lab.nfqueue_proc()]
-                    checks.check(f"{mode}: flows spread over both queues",
-                                 len(ids) == 2 and min(ids) > 0, f"packets per queue: {ids}")
+                    checks.run(f"{mode}: flows spread over both queues",
+                               lambda: spread_over_queues(lab, recorder.v4))
                 queued = lab.nfqueue_packets()  # the rules (and counters) are this run's own
                 status = lab.stop(gw, signal.SIGTERM)
                 got = final_counter(lab.log_of(gw), "packets")

@@ -30,8 +30,9 @@ API (everything a test needs; see each docstring):
       .start_recorder(...)            byte-recording TCP server in prod on REC:80 (ns=, addrs=)
       .tcpdump(ns, iface, filter)     capture; .stop() returns parsed TCP segments
       .enable_dnat()                  PUBLIC -> PROD, REC_PUBLIC -> REC on fw
-      .run_acmegw(acmegw, *args, protect=)  `acmegw run --protect ... args` in fw, waits until
-                                      it logged "rules: installed" and bound its queue
+      .run_acmegw(acmegw, *args, protect=, wrap=)  `acmegw run --protect ... args` in fw
+                                      (behind `wrap`, e.g. setpriv), waits until it logged
+                                      "rules: installed" and bound its queue
       .nfqueue_packets()              packets that NFQUEUE rules in fw sent to userspace (v4+v6)
       .nfqueue_proc()                 /proc/net/netfilter/nfnetlink_queue rows of fw
       .wrk(url, ...)                  run wrk in client, return parsed numbers
@@ -311,6 +312,8 @@ class Recorder:
     """TCP server (in prod by default): on each connection sends `greeting` (if set), records
     every byte until the client half-closes, then sends recorder_response(received), closes."""
 
+    conversation_type = None  # set below: Conversation; TlsRecorder records TlsConversations
+
     def __init__(self, addrs: Iterable[str], port: int, ns: str) -> None:
         self.greeting = b""
         self.conversations: dict[tuple, Conversation] = {}
@@ -330,7 +333,7 @@ class Recorder:
                 c, peer = ls.accept()
             except OSError:
                 return  # closed
-            conv = Conversation(peer=peer[:2])
+            conv = (self.conversation_type or Conversation)(peer=peer[:2])
             with self._lock:
                 self.conversations[peer[:2]] = conv
             threading.Thread(target=self._serve, args=(c, conv), daemon=True).start()
@@ -368,10 +371,18 @@ class Recorder:
             time.sleep(0.01)
         raise TimeoutError(f"recorder never finished a connection from {peer}")
 
+    def saw(self, peer: tuple) -> bool:
+        """Whether client (address, port) ever connected."""
+        with self._lock:
+            return peer in self.conversations
+
     def close(self) -> None:
         """Stop accepting (connections in progress finish on their own)."""
         for s in self._listeners:
-            s.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone would not
+            try:
+                s.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone won't
+            except OSError:
+                pass
             s.close()
 
 
@@ -740,11 +751,12 @@ class Lab:
     # --- acmegw ---------------------------------------------------------------------------
 
     def run_acmegw(self, acmegw: str, *args: str, protect: Sequence[str] = (), name: str = "acmegw",
-                   wait: float = 10) -> subprocess.Popen:
+                   wait: float = 10, wrap: Sequence[str] = ()) -> subprocess.Popen:
         """Start `acmegw run --protect P ... args` in fw and wait until it has bound its queue and
         logged "rules: installed" (rules left by a killed instance must not count); raises with
-        the log if it exits first or is not ready within `wait` seconds."""
-        argv = [acmegw, "run"]
+        the log if it exits first or is not ready within `wait` seconds. `wrap` is a command that
+        execs acmegw (e.g. setpriv ...: the PID stays acmegw's)."""
+        argv = [*wrap, acmegw, "run"]
         for p in protect:
             argv += ["--protect", p]
         proc = self.spawn(self.ns.fw, *argv, *args, name=name)
@@ -826,6 +838,31 @@ def _size_bytes(s: str) -> float:
     if not m:
         raise ValueError(f"wrk size {s!r}")
     return float(m[1]) * {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}[m[2]]
+
+
+def start_production_load(lab: "Lab", keepalive_url: str, close_url: str,
+                          connections: int = 8) -> dict:
+    """Two niced wrk loads for a whole test (keep-alive against keepalive_url, `Connection:
+    close` against close_url), until finish_production_load(): {label: process}."""
+    loads = {}
+    for label, target, headers in (("keep-alive", keepalive_url, []),
+                                   ("Connection: close", close_url, ["-H", "Connection: close"])):
+        loads[label] = lab.spawn(lab.ns.client, "nice", "-n", "19", "wrk", "-t", "1", "-c",
+                                 str(connections), "-d", "30m", "--timeout", "5s", *headers,
+                                 target, name="wrk")
+    return loads
+
+
+def finish_production_load(lab: "Lab", checks: "Checks", loads: dict, what: str) -> None:
+    """Stops the loads (wrk prints its totals on SIGINT) and checks each served every request:
+    more than 0 requests, 0 socket errors, 0 non-2xx."""
+    for label, proc in loads.items():
+        lab.stop(proc, signal.SIGINT)
+        r = parse_wrk(lab.log_of(proc))
+        checks.check(f"{what} under wrk ({label}): {r['requests']} requests, 0 socket errors, "
+                     f"0 non-2xx",
+                     r["requests"] > 0 and r["errors"] == 0 and r["non2xx"] == 0,
+                     f"errors {r['errors']} non-2xx {r['non2xx']}: {r['raw'][-600:]}")
 
 
 def parse_wrk(out: str) -> dict:

@@ -26,10 +26,13 @@ def challenge(token: str, method: str = "GET", host: str = "example.test") -> by
             ).encode()
 
 
-def keyauth_response(token: str, head: bool = False) -> bytes:
-    """acmegw's exact answer to a challenge for `token`."""
+def keyauth_response(token: str, head: bool = False, close: bool = False) -> bytes:
+    """acmegw's exact answer to a challenge for `token` (close: to a request that asked for the
+    connection to end)."""
     body = f"{token}.{THUMB}".encode()
-    r = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(body)
+    r = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" +
+         (b"Connection: close\r\n" if close else b"") +
+         b"Content-Length: %d\r\n\r\n" % len(body))
     return r if head else r + body
 
 
@@ -51,9 +54,14 @@ class Client:
     before connect (e.g. TCP_MAXSEG)."""
 
     def __init__(self, ns: str, addr: str, port: int = 80, mss: int = 0, nodelay: bool = False,
-                 source: Optional[str] = None, timeout: float = 10, source_port: int = 0) -> None:
+                 source: Optional[str] = None, timeout: float = 10, source_port: int = 0,
+                 tos: int = 0, ip_options: bytes = b"") -> None:
         self.s = socket_in(ns, family_of(addr))
         self.s.settimeout(timeout)
+        if tos:  # IPv4 TOS byte of every segment, SYN included
+            self.s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
+        if ip_options:  # IPv4 header options of every segment
+            self.s.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, ip_options)
         if source_port:  # a fixed port may have just been used by an earlier connection
             self.s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if mss:

@@ -26,7 +26,6 @@ Run: python3 tests/e2e/test_acme_matrix.py --acmegw build/gateway/acmegw   (root
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from typing import Callable
 
@@ -34,7 +33,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 HOOKS = os.path.join(HERE, "..", "..", "scripts", "hooks")
 sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts", "lab"))
 import acmelab  # noqa: E402
-from lab import CLIENT, PROD, VAL, Checks, Lab, parse_args, parse_wrk, require, url  # noqa: E402
+from lab import (CLIENT, PROD, VAL, Checks, Lab, finish_production_load, parse_args, require,
+                 start_production_load, url)  # noqa: E402
 from test_acme_clients import CHALLENGE, issued, takeover_families  # noqa: E402
 
 FAMILIES = {4: (PROD.v4, ""), 6: ("", PROD.v6)}  # A-only / AAAA-only DNS answers
@@ -78,13 +78,7 @@ def main() -> None:
         protect = [PROD.v4, f"[{PROD.v6}]"]
 
         # Production load for the whole matrix; wrk prints its totals when interrupted (SIGINT).
-        loads = {}
-        for label, target, headers in (("keep-alive", url(PROD.v4, "/"), []),
-                                       ("Connection: close", url(PROD.v6, "/"),
-                                        ["-H", "Connection: close"])):
-            loads[label] = lab.spawn(lab.ns.client, "nice", "-n", "19", "wrk", "-t", "1", "-c",
-                                     "8", "-d", "30m", "--timeout", "5s", *headers, target,
-                                     name="wrk")
+        loads = start_production_load(lab, url(PROD.v4, "/"), url(PROD.v6, "/"), connections=8)
 
         Run = tuple[str, str, Callable[[str, str], list[list[str]]],
                     Callable[[str, str], tuple[str, str]], list[str]]
@@ -183,13 +177,7 @@ def main() -> None:
                 pebble, account, true, true, [n])],
              lambda w, n: certbot_live(account, n), [])])
 
-        for label, proc in loads.items():
-            lab.stop(proc, signal.SIGINT)
-            r = parse_wrk(lab.log_of(proc))
-            checks.check(f"production under wrk ({label}) during the whole matrix: "
-                         f"{r['requests']} requests, 0 socket errors, 0 non-2xx",
-                         r["requests"] > 0 and r["errors"] == 0 and r["non2xx"] == 0,
-                         f"errors {r['errors']} non-2xx {r['non2xx']}: {r['raw'][-600:]}")
+        finish_production_load(lab, checks, loads, "production during the whole matrix")
         for backend, runs in deferred:
             phase(backend, runs)
         leaked = [e["request"] for e in nginx.log_lines() if CHALLENGE.match(e["request"])]

@@ -22,6 +22,7 @@ EXPECT = {
     "alpn_acme_plus_other": ("production", None),
     "alpn_other": ("production", None),
     "no_alpn": ("production", None),
+    "no_sni": ("production", None),  # acme-tls/1 without SNI: no identifier to validate
     "not_": ("production", None),
     "malformed": ("production", None),
     "method": ("production", None),

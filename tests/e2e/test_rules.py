@@ -4,13 +4,15 @@
 Checks, with unrelated pre-existing rules in every table we touch (v4 and v6, plus an unrelated
 ip rule and route):
   * install puts exactly the printed ruleset in place (per chain, as iptables-save shows it),
-    with the jumps first in their built-in chains, and the policy route;
+    with the jumps first in their built-in chains, the IPv4 TOS route (no IPv4 ip rule) and the
+    IPv6 policy route;
   * install is idempotent (second run: identical iptables-save and ip rule/route state);
   * dropping the v6 endpoint and re-installing removes the v6 rules, nothing else;
   * print --counters lists acmegw's rules with counters;
   * remove restores iptables-save / ip rule / ip route to exactly the state before install, and a
     second remove is a no-op;
-  * src_valid_mark=1 is refused with a clear message, before anything is installed;
+  * install replaces the IPv4 fwmark rule and route of an older acmegw, and src_valid_mark=1
+    (harmful only with that rule) is accepted;
   * a bad config file is reported with file, line and key.
 Exit 0 pass, 77 skip (not root / tools missing), 1 fail.
 """
@@ -24,7 +26,7 @@ import tempfile
 
 NS = f"agwR{os.getpid()}"
 PREFIX = "ACMEGW"
-OURS = (f"{PREFIX}-PRE", f"{PREFIX}-FLOW", f"{PREFIX}-HTTP", f"{PREFIX}-OUT", f"{PREFIX}-FWD")
+OURS = tuple(f"{PREFIX}-{c}" for c in ("PRE", "FLOW", "HTTP", "TLS", "IN", "OUT", "FWD"))
 
 FLAGS_V4V6 = ["--protect", "203.0.113.10", "--protect", "198.51.100.0/24:8080",
               "--protect", "tls://203.0.113.10:443", "--protect", "[2001:db8::10]:80",
@@ -156,9 +158,12 @@ def run(binary):
     for fam in ("v4", "v6"):
         pre = [l for l in after[fam] if l.startswith("-A PREROUTING ")]
         expect(pre[0].endswith(f"-j {PREFIX}-PRE"), f"{fam}: jump not first: {pre}")
-    expect("fwmark 0x200000/0xf00000 lookup 3802" in after["rule4"], after["rule4"])
+    expect(after["rule4"] == before["rule4"], "IPv4 ip rules changed:\n" + after["rule4"])
     expect("fwmark 0x200000/0xf00000 lookup 3802" in after["rule6"], after["rule6"])
-    expect("local default dev lo table 3802" in after["route4"], after["route4"])
+    for net in ("203.0.113.10", "198.51.100.0/24"):
+        expect(f"local {net} tos 0x0c dev lo table local proto 172 scope host" in after["route4"],
+               after["route4"])
+    expect("table 3802" not in after["route4"], after["route4"])
     expect(re.search(r"local default dev lo table 3802", after["route6"]), after["route6"])
     # foreign rules untouched
     for fam in ("v4", "v6"):
@@ -191,13 +196,19 @@ def run(binary):
     acmegw(binary, ["rules", "remove"])
     expect(state() == before, "second remove changed something")
 
-    # 6. src_valid_mark=1 is refused before anything is installed
+    # 6. an older acmegw's IPv4 fwmark rule and route are replaced; src_valid_mark=1 is fine
+    ns(["ip", "-4", "rule", "add", "pref", "3802", "fwmark", "0x200000/0xf00000", "lookup",
+        "3802"])
+    ns(["ip", "-4", "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", "3802"])
     ns(["sysctl", "-qw", "net.ipv4.conf.all.src_valid_mark=1"])
     r = acmegw(binary, ["rules", "install"] + FLAGS_V4, check=False)
     ns(["sysctl", "-qw", "net.ipv4.conf.all.src_valid_mark=0"])
-    expect(r.returncode == 1 and "src_valid_mark=1" in r.stderr,
-           f"src_valid_mark not refused: {r.returncode} {r.stderr}")
-    expect(state() == before, "refused install changed state")
+    expect(r.returncode == 0, f"install with src_valid_mark=1: {r.returncode} {r.stderr}")
+    expect(state()["rule4"] == before["rule4"] and "table 3802" not in state()["route4"],
+           "the old IPv4 rule/route survived:\n" + diff(before, state()))
+    acmegw(binary, ["rules", "remove"])
+    expect(state() == before, "remove after the upgrade left differences:\n" +
+           diff(before, state()))
 
     # 7. config errors name file, line and key
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:

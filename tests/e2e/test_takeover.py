@@ -91,6 +91,45 @@ def pipelined_head(lab: Lab, dst: str) -> Optional[str]:
     return None
 
 
+def timewaits(lab: Lab, port: int = 80) -> list[str]:
+    """TIME_WAIT sockets in fw on local port `port` (a taken-over flow must leave none)."""
+    out = lab.sh(lab.ns.fw, "ss", "-Htan", "state", "time-wait", f"( sport = :{port} )")
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def close_requested(lab: Lab, dst: str, client_closes: bool) -> Optional[str]:
+    """RFC 9112 §9.6: a request asking to close (Connection: close, as Boulder sends; HTTP/1.0
+    without keep-alive) is answered with Connection: close, a pipelined request after it is not
+    answered, and acmegw ends the connection: after the client's FIN (passive close), or, when
+    the client stays silent, with a RST within drain_timeout (2 s). No TIME_WAIT either way."""
+    tok = f"close_{int(client_closes)}_{':' in dst}"
+    c = Client(lab.ns.client, dst)
+    if client_closes:
+        req = challenge(tok).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+        c.send(req + challenge(tok + "_ignored"))
+    else:
+        c.send(challenge(tok).replace(b"HTTP/1.1", b"HTTP/1.0", 1))
+    want = keyauth_response(tok, close=True)
+    got = c.read_exact(len(want))
+    if got != want:
+        return f"answer {got!r} != {want!r}"
+    t0 = time.monotonic()
+    try:
+        rest = c.close_and_wait_eof() if client_closes else c.s.recv(65536)
+    except ConnectionResetError:
+        rest = b""
+        if client_closes:
+            return "reset although the client closed first"
+    waited = time.monotonic() - t0
+    if rest:
+        return f"bytes after the answer (a pipelined request answered?): {rest[:80]!r}"
+    if not client_closes and not 1.0 <= waited <= 8:
+        return f"the silent client's connection ended after {waited:.1f} s, not ~2 s"
+    if tw := timewaits(lab):
+        return f"TIME_WAIT left on fw: {tw}"
+    return None
+
+
 def production_then_challenge(lab: Lab, nginx: Nginx, dst: str) -> Optional[str]:
     """A flow decided for production stays there: its later challenge reaches nginx (404)."""
     c = Client(lab.ns.client, dst)
@@ -156,6 +195,10 @@ def main() -> None:
                                         chunks=lambda r: [r[:13], r[13:]], delay=0.05))
             checks.run(f"v{fam} HEAD and pipelined challenges",
                        lambda: pipelined_head(lab, dst))
+            checks.run(f"v{fam} Connection: close answered with close, client's FIN first",
+                       lambda: close_requested(lab, dst, True))
+            checks.run(f"v{fam} HTTP/1.0 answered with close, silent client reset after 2 s",
+                       lambda: close_requested(lab, dst, False))
         # 1-byte segments. Production ACKs nothing while the segments are held, so the client
         # sends only its initial window (IW10) and then, one RTO (>= 200 ms) later, retransmits
         # from the first byte, which the engine answers by sending the flow to production (the

@@ -2,7 +2,8 @@
 // just absence of crashes.
 //   * Invalid exactly when an error message is set;
 //   * every view of a valid command lies inside the input;
-//   * a valid command satisfies the validators (token, TOKEN.THUMBPRINT, ttl range, host);
+//   * a valid command satisfies the validators (token, TOKEN.THUMBPRINT, ttl range, host;
+//     add-alpn: an identifier and exactly one of key authorization / decodable digest);
 //   * format_token_command() of a valid command parses back to the same command;
 //   * TokenStore::execute() answers every input with "\n"-terminated lines ending in "ok…" or
 //     "error …".
@@ -39,8 +40,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bk::TokenCommand c = bk::parse_token_command(line);
   check((c.op == Op::Invalid) == !c.error.empty());
   if (c.op != Op::Invalid) {
-    check(inside(c.token, line) && inside(c.keyauth, line) && inside(c.host, line));
-    if (c.op != Op::List) {
+    check(inside(c.token, line) && inside(c.keyauth, line) && inside(c.host, line) &&
+          inside(c.identifier, line) && inside(c.digest, line));
+    if (c.op == Op::AddAlpn) {
+      check(!c.identifier.empty() && c.keyauth.empty() != c.digest.empty());
+      check(c.digest.empty() || bk::decode_alpn_digest(c.digest).has_value());
+    }
+    if (c.op != Op::List && c.op != Op::AddAlpn && c.op != Op::RemoveAlpn) {
       check(bk::is_token(c.token));
     }
     if (c.op == Op::Add) {
@@ -52,7 +58,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string again = bk::format_token_command(c);
     const bk::TokenCommand r = bk::parse_token_command(again);
     check(r.op == c.op && r.token == c.token && r.keyauth == c.keyauth && r.host == c.host &&
-          (c.op != Op::Add || r.ttl == c.ttl));
+          r.identifier == c.identifier && r.digest == c.digest &&
+          ((c.op != Op::Add && c.op != Op::AddAlpn) || r.ttl == c.ttl));
   }
   bk::TokenStore store;
   const std::string out = store.execute(line, bk::TokenStore::Clock::time_point{});

@@ -160,23 +160,23 @@ TEST_CASE("format_response: every answer kind, GET and HEAD", "[backends][sessio
   Answer a;
   a.kind = Answer::Kind::KeyAuthorization;
   a.body = "tok.thumb";
-  format_response(a, false, out);
+  format_response(a, false, false, out);
   CHECK(out == response_200("tok.thumb"));
-  format_response(a, true, out);
+  format_response(a, true, false, out);
   CHECK(out == response_200("tok.thumb", true));
   a = {};
-  format_response(a, false, out);
+  format_response(a, false, false, out);
   CHECK(out ==
         "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nnot "
         "found\n");
   a.kind = Answer::Kind::Redirect;
   a.location = "https://v.example/.well-known/acme-challenge/t";
-  format_response(a, false, out);
+  format_response(a, false, false, out);
   CHECK(out ==
         "HTTP/1.1 302 Found\r\nLocation: https://v.example/.well-known/acme-challenge/t\r\n"
         "Content-Length: 0\r\n\r\n");
   a.kind = Answer::Kind::Unavailable;
-  format_response(a, true, out);
+  format_response(a, true, false, out);
   CHECK(
       out ==
       "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\n");
@@ -373,4 +373,37 @@ TEST_CASE("redirect-https session: non-HTTP bytes and oversized heads are reset"
         "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     CHECK(lab.read(moved.size() + bad.size()) == moved + bad);
   }
+}
+
+TEST_CASE("format_response: close adds Connection: close", "[backends][session]") {
+  std::string out;
+  Answer a;
+  a.kind = Answer::Kind::KeyAuthorization;
+  a.body = "tok.thumb";
+  format_response(a, false, true, out);
+  CHECK(out ==
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+        "Content-Length: 9\r\n\r\ntok.thumb");
+}
+
+TEST_CASE("wants_close: Connection options and HTTP/1.0 (RFC 9112 9.3)", "[backends][session]") {
+  const std::string_view get = "GET /.well-known/acme-challenge/t HTTP/1.1\r\nHost: a\r\n";
+  const auto head = [&](std::string_view fields, std::string_view line = {}) {
+    return std::string{line.empty() ? get : line} + std::string{fields} + "\r\n";
+  };
+  CHECK_FALSE(wants_close(head("")));
+  CHECK(wants_close(head("Connection: close\r\n")));  // every Boulder request
+  CHECK(wants_close(head("connection:CLOSE\r\n")));
+  CHECK(wants_close(head("Connection: keep-alive, Close\r\n")));
+  CHECK(wants_close(head("Connection: te\r\nConnection:  close \r\n")));
+  CHECK_FALSE(wants_close(head("Connection: closed\r\n")));
+  CHECK_FALSE(wants_close(head("X-Connection: close\r\n")));
+  CHECK_FALSE(wants_close(head("Connection: keep-alive\r\n")));
+  const std::string_view v10 = "GET /.well-known/acme-challenge/t HTTP/1.0\r\n";
+  CHECK(wants_close(head("", v10)));
+  CHECK_FALSE(wants_close(head("Connection: Keep-Alive\r\n", v10)));
+  CHECK(wants_close(head("Connection: keep-alive, close\r\n", v10)));
+  // bare LF line ends
+  CHECK(wants_close("GET /x HTTP/1.1\nConnection: close\n\n"));
+  CHECK(wants_close("GET /x HTTP/1.0\n\n"));
 }

@@ -15,6 +15,8 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <openssl/x509v3.h>
+
 #include "backends/tokens_server.hpp"
 #include "temp_dir.hpp"
 
@@ -233,4 +235,25 @@ TEST_CASE("TokenServer: owner and group are applied to the socket file", "[backe
   CHECK(st.st_uid == 65534U);
   CHECK(st.st_gid == 65534U);
   CHECK((st.st_mode & 07777) == 0660);
+}
+
+TEST_CASE("TokensBackend: tls-alpn-01 certificates for registered identifiers only",
+          "[backends][tokens]") {
+  TempDir d;
+  TokenServerOptions opt;
+  opt.path = (d.path() / "tokens.sock").string();
+  std::string error;
+  auto b = TokensBackend::create(opt, error);
+  INFO(error);
+  REQUIRE(b);
+  CHECK(b->certificate("www.example.com") == nullptr);
+  CHECK(request(opt.path, "add-alpn www.example.com " + kKeyauth) == "ok\n");
+  const auto cert = b->certificate("www.example.com");
+  REQUIRE(cert);
+  CHECK(X509_check_host(cert->cert.get(), "www.example.com", 0, 0, nullptr) == 1);
+  CHECK(b->certificate("www.example.com") == cert);  // cached
+  CHECK(b->certificate("other.example.com") == nullptr);
+  CHECK(request(opt.path, "remove-alpn www.example.com") == "ok\n");
+  CHECK(b->certificate("www.example.com") == nullptr);
+  CHECK(b->responder().built() == 1);
 }

@@ -117,7 +117,7 @@ TEST_CASE("TokenStore::execute: the wire responses", "[backends][tokens]") {
         "token tok-1 " + kKeyauth + " ttl=29 host=www.example.com\nok 1\n");
   CHECK(s.execute("list", t0 + 30s) == "ok 0\n");  // expired entries are purged
   CHECK(s.execute("remove tok-1", t0) == "error no such token\n");
-  CHECK(s.execute("bogus", t0) == "error unknown command (want add, remove or list)\n");
+  CHECK(s.execute("bogus", t0) == "error unknown command (want add, remove, add-alpn, remove-alpn or list)\n");
 }
 
 TEST_CASE("TokenStore: bounded", "[backends][tokens]") {
@@ -133,4 +133,67 @@ TEST_CASE("TokenStore: bounded", "[backends][tokens]") {
   CHECK(err->find("full") != std::string_view::npos);
   CHECK_FALSE(s.add("t0", "t0." + thumb, "", 10s, t0));  // replacing is still allowed
   CHECK_FALSE(s.add("one-more", "one-more." + thumb, "", 10s, t0 + 11s));  // after expiry
+}
+
+TEST_CASE("alpn digests: base64url codec, one spelling per digest", "[backends][tokens]") {
+  using acmegw::backends::decode_alpn_digest;
+  using acmegw::backends::encode_alpn_digest;
+  const auto d = acmegw::backends::keyauth_digest(kKeyauth);
+  const std::string text = encode_alpn_digest(d);
+  CHECK(text.size() == 43);
+  CHECK(decode_alpn_digest(text) == d);
+  // SHA-256("abc"), as `openssl dgst -sha256 -binary | base64url` prints it.
+  CHECK(encode_alpn_digest(acmegw::backends::keyauth_digest("abc")) ==
+        "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
+  CHECK_FALSE(decode_alpn_digest(text.substr(0, 42)));
+  CHECK_FALSE(decode_alpn_digest(text + "A"));
+  CHECK_FALSE(decode_alpn_digest(text.substr(0, 42) + "="));
+  CHECK_FALSE(decode_alpn_digest("ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa1"));  // low bits set
+}
+
+TEST_CASE("TokenStore: add-alpn / remove-alpn / list over the wire", "[backends][tokens]") {
+  TokenStore s;
+  const std::string digest =
+      acmegw::backends::encode_alpn_digest(acmegw::backends::keyauth_digest(kKeyauth));
+  CHECK(s.execute("add-alpn WWW.Example.com. " + kKeyauth + " ttl=30", t0) == "ok\n");
+  CHECK(s.execute("add-alpn 192.0.2.7 digest=" + digest, t0) == "ok\n");
+  const auto www = s.find_alpn("www.example.com", t0 + 1s);
+  REQUIRE(www);
+  CHECK(www->digest == acmegw::backends::keyauth_digest(kKeyauth));
+  CHECK_FALSE(www->id.ip);
+  const auto ip = s.find_alpn("7.2.0.192.in-addr.arpa", t0);
+  REQUIRE(ip);
+  CHECK(ip->id.ip == std::string("\xc0\x00\x02\x07", 4));
+  CHECK_FALSE(s.find_alpn("other.example.com", t0));
+  CHECK_FALSE(s.find_alpn("www.example.com", t0 + 30s));  // expired exactly at ttl
+  // Never the key authorization itself: only its digest is kept and listed.
+  const std::string list = s.execute("list", t0 + 1500ms);
+  CHECK(list.find("alpn www.example.com " + digest + " ttl=29\n") != std::string::npos);
+  CHECK(list.find("alpn 7.2.0.192.in-addr.arpa " + digest + " ttl=3599\n") != std::string::npos);
+  CHECK(list.find(kKeyauth) == std::string::npos);
+  CHECK(list.ends_with("ok 2\n"));
+  CHECK(s.execute("remove-alpn www.example.com", t0) == "ok\n");
+  CHECK(s.execute("remove-alpn www.example.com", t0) == "error no such identifier\n");
+  CHECK_FALSE(s.find_alpn("www.example.com", t0));
+  // Bad input: a clear error each, nothing stored.
+  CHECK(s.execute("add-alpn *.example.com " + kKeyauth, t0).starts_with("error invalid identifier"));
+  CHECK(s.execute("add-alpn a.example nodot", t0).starts_with("error invalid key authorization"));
+  CHECK(s.execute("add-alpn a.example digest=short", t0).starts_with("error invalid digest"));
+  CHECK(s.execute("add-alpn a.example " + kKeyauth + " ttl=0", t0).starts_with("error invalid ttl"));
+  CHECK(s.execute("add-alpn a.example " + kKeyauth + " host=x", t0).starts_with("error unknown"));
+  CHECK(s.execute("remove-alpn a b", t0).starts_with("error remove-alpn takes one"));
+  CHECK_FALSE(s.find_alpn("a.example", t0));
+}
+
+TEST_CASE("parse/format_token_command: add-alpn round trip", "[backends][tokens]") {
+  const std::string line = "add-alpn www.example.com " + kKeyauth + " ttl=600";
+  const TokenCommand c = parse_token_command(line);
+  REQUIRE(c.op == Op::AddAlpn);
+  CHECK(c.identifier == "www.example.com");
+  CHECK(c.keyauth == kKeyauth);
+  CHECK(c.ttl == 600s);
+  CHECK(acmegw::backends::format_token_command(c) == line);
+  const TokenCommand r = parse_token_command("remove-alpn www.example.com");
+  REQUIRE(r.op == Op::RemoveAlpn);
+  CHECK(acmegw::backends::format_token_command(r) == "remove-alpn www.example.com");
 }

@@ -48,7 +48,7 @@ TEST_CASE("classify tls: OpenSSL ClientHellos, every record size and split", "[c
        true},
       {"acme-tls/1 without SNI",
        {"", {"acme-tls/1"}},
-       tls(Decision::Challenge, Reason::None, ""),
+       tls(Decision::Production, Reason::NoSni, ""),
        true},
       {"acme-tls/1, TLS 1.2 only",
        {"a.example", {"acme-tls/1"}, true},
@@ -153,6 +153,24 @@ TEST_CASE("classify tls: not TLS, malformed, limits", "[classifier][tls]") {
                       tls(Decision::Production, Reason::MalformedTls, "", 5));
     check_every_split(patched(3, "\x40\x01"), Protocol::Tls,
                       tls(Decision::Production, Reason::MalformedTls, "", 5));
+  }
+  SECTION("record bytes after the ClientHello: not answered, whatever they are") {
+    std::string longer = hello;  // the record declares 7 more bytes than the hello
+    const std::size_t rec = hs_len + 4 + 7;
+    longer[3] = static_cast<char>(rec >> 8);
+    longer[4] = static_cast<char>(rec & 0xff);
+    CHECK(classify_tls(longer).decision == Decision::Production);
+    CHECK(classify_tls(longer).reason == Reason::MalformedTls);
+    CHECK(classify_tls(longer + std::string(7, '\x00')).reason == Reason::MalformedTls);
+    // Split into records, the last one carrying extra bytes: the same.
+    std::string split = refragment(hello, 100);
+    const std::size_t last = split.size() - (hs_len + 4) % 100 - 5;
+    const std::size_t last_len = (hs_len + 4) % 100 + 3;
+    split[last + 3] = static_cast<char>(last_len >> 8);
+    split[last + 4] = static_cast<char>(last_len & 0xff);
+    CHECK(classify_tls(split + "xyz").reason == Reason::MalformedTls);
+    // Exact records still match.
+    CHECK(classify_tls(refragment(hello, 100)).decision == Decision::Challenge);
   }
   SECTION("a later record of another content type") {
     std::string w = refragment(hello, 100);

@@ -17,7 +17,7 @@ using acmegw::classifier::Protocol;
 using acmegw::packet::Family;
 using Flags = std::vector<std::pair<std::string, std::string>>;
 
-const std::filesystem::path kDocs = std::filesystem::path(__FILE__).parent_path() / "../../../docs";
+const std::filesystem::path kDocs = std::filesystem::path(ACMEGW_SOURCE_DIR) / "docs";
 
 Config from_toml(const std::string& text, const Flags& flags = {}) {
   std::istringstream in(text);
@@ -173,9 +173,11 @@ TEST_CASE("scalar parsers: queue balance, integers, log level, listen, backend",
         BackendKind::Relay);
   CHECK(parse_backend("redirect=https://acme.example.net", e)->kind == BackendKind::Redirect);
   CHECK_FALSE(parse_backend("thumbprint", e));
-  CHECK(e == "expected KIND=VALUE (thumbprint, tokens, webroot, relay, redirect): 'thumbprint'");
+  CHECK(e ==
+        "expected KIND=VALUE (thumbprint, tokens, webroot, relay, redirect, certdir): "
+        "'thumbprint'");
   CHECK_FALSE(parse_backend("ftp=x", e));
-  CHECK(e == "unknown backend kind 'ftp' (thumbprint, tokens, webroot, relay, redirect)");
+  CHECK(e == "unknown backend kind 'ftp' (thumbprint, tokens, webroot, relay, redirect, certdir)");
   CHECK_FALSE(parse_backend("thumbprint=abc", e));
   CHECK(e == "thumbprint must be 43 base64url characters (RFC 7638 SHA-256): 'abc'");
   CHECK_FALSE(parse_backend("webroot=var/www", e));
@@ -241,7 +243,7 @@ TEST_CASE("the example config in docs/ parses to the documented values", "[confi
   CHECK(cfg.log_level == defaults.log_level);
   CHECK(cfg.metrics_listen == defaults.metrics_listen);
   CHECK(cfg.chain_prefix == defaults.chain_prefix);
-  CHECK(cfg.origins.at("marks.pass") == "acmegw.example.toml:27");
+  CHECK(cfg.origins.at("marks.pass") == "acmegw.example.toml:28");
 }
 
 TEST_CASE("TOML: every key sets its field; origins record file:line", "[config]") {
@@ -255,7 +257,7 @@ TEST_CASE("TOML: every key sets its field; origins record file:line", "[config]"
       "backend = \"webroot=/var/www\"\n"
       "[queue]\nbalance = \"4:7\"\nmax_len = 100\n"
       "[marks]\nmask = 0xff\npass = \"0x1\"\ntaken = 2\nhold = 3\nrst = 4\n"
-      "[routing]\ntable = 100\npriority = 200\n"
+      "[routing]\ntos = 0x14\ntable = 100\npriority = 200\n"
       "[hold]\nmax_flows = 10\nmax_segments_per_flow = 4\ntimeout_ms = 500\n"
       "max_total_bytes = 100000\n"
       "[limits]\nmax_http_head = 4096\nmax_client_hello = 2048\n");
@@ -275,6 +277,7 @@ TEST_CASE("TOML: every key sets its field; origins record file:line", "[config]"
   CHECK(cfg.marks.taken == 2);
   CHECK(cfg.marks.hold == 3);
   CHECK(cfg.marks.rst == 4);
+  CHECK(cfg.routing.tos == 0x14);
   CHECK(cfg.routing.table == 100);
   CHECK(cfg.routing.priority == 200);
   CHECK(cfg.hold.max_flows == 10);
@@ -377,6 +380,17 @@ TEST_CASE("validate: every rule and its message", "[config]") {
         V{"marks.rst: value 0x00000000 has no bit under marks.mask 0x00f00000"});
   CHECK(errs([](Config& c) { c.marks.hold = c.marks.taken; }) ==
         V{"marks.hold: value 0x00200000 equals marks.taken"});
+  const V bad_tos = [](std::string_view v) {
+    return V{"routing.tos: value " + std::string{v} +
+             " must be non-zero and within 0x1c (the TOS bits the kernel's route lookup "
+             "compares): 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18 or 0x1c"};
+  }("0x00000028");
+  CHECK(errs([](Config& c) { c.routing.tos = 0x28; }) == bad_tos);  // DSCP AF11: never matched
+  CHECK(errs([](Config& c) { c.routing.tos = 0; }).size() == 1);
+  CHECK(errs([](Config& c) { c.routing.tos = 0x0e; }).size() == 1);  // an ECN bit
+  for (const std::uint32_t tos : {0x04u, 0x08u, 0x10u, 0x14u, 0x18u, 0x1cu}) {
+    CHECK(errs([&](Config& c) { c.routing.tos = tos; }).empty());
+  }
   CHECK(errs([](Config& c) { c.routing.table = 0; }) ==
         V{"routing.table: table 0 is reserved (0 unspec, 253 default, 254 main, 255 local)"});
   CHECK(errs([](Config& c) { c.routing.priority = 32766; }) ==

@@ -66,8 +66,8 @@ TEST_CASE("metrics: engine counter names map onto families", "[metrics]") {
   };
   std::vector<Family> f;
   acmegw::metrics::add_engine(f, counters);
-  const std::vector<std::pair<std::string, std::uint64_t>> session = {{"session_active", 3},
-                                                                      {"session_started", 11}};
+  const std::vector<std::pair<std::string, std::uint64_t>> session = {
+      {"session_active", 3}, {"session_started", 11}, {"tls_session_active", 2}};
   acmegw::metrics::add_takeover(f, session);
   const std::string text = acmegw::metrics::render(f);
   CAPTURE(text);
@@ -92,6 +92,8 @@ TEST_CASE("metrics: engine counter names map onto families", "[metrics]") {
   CHECK(
       text.find("# TYPE acmegw_session_started_total counter\nacmegw_session_started_total 11\n") !=
       std::string::npos);
+  CHECK(text.find("# TYPE acmegw_tls_session_active gauge\nacmegw_tls_session_active 2\n") !=
+        std::string::npos);
 }
 
 TEST_CASE("metrics: HTTP answers", "[metrics]") {

@@ -194,3 +194,58 @@ TEST_CASE("challenge allow/deny: CIDRs, deny wins, empty allow admits all", "[co
   REQUIRE(f.challenge.deny.size() == 1);
   CHECK(to_string(f.challenge.deny[0]) == "203.0.113.0/24");
 }
+
+TEST_CASE("tls_backend and [[tls_route]]: parsed, defaulted to backend's tokens store", "[config]") {
+  const Config cfg = parse("tls_backend = \"certdir=/var/lib/dehydrated/alpn-certs\"\n"
+                           "[[tls_route]]\n"
+                           "hosts = [\"*.lab.example\"]\n"
+                           "backend = \"relay=192.0.2.50:443,proxy=v2\"\n");
+  CHECK(cfg.tls_backend == BackendSpec{BackendKind::Certdir, "/var/lib/dehydrated/alpn-certs"});
+  REQUIRE(cfg.tls_routes.size() == 1);
+  CHECK(cfg.tls_routes[0].hosts == std::vector<std::string>{"*.lab.example"});
+  CHECK(cfg.tls_routes[0].backend.kind == BackendKind::Relay);
+  CHECK(cfg.default_tls_backend() == cfg.tls_backend);
+  CHECK(cfg.has_backend());
+  CHECK(cfg.origins.at("tls_route") == "r.toml:3");
+
+  // --backend tokens=… alone also answers tls-alpn-01 (the built-in responder).
+  const Config tokens = parse("", {{"--backend", "tokens=/run/acmegw/tokens.sock"}});
+  CHECK(tokens.default_tls_backend() ==
+        BackendSpec{BackendKind::Tokens, "/run/acmegw/tokens.sock"});
+  // Any other HTTP backend does not.
+  const Config thumb = parse("backend = \"thumbprint=" + kThumb + "\"\n");
+  CHECK_FALSE(thumb.default_tls_backend().has_value());
+  // The flag sets it too.
+  const Config flag = parse("", {{"--tls-backend", "relay=[2001:db8::5]:443"}});
+  CHECK(flag.tls_backend->kind == BackendKind::Relay);
+  CHECK(flag.has_backend());
+}
+
+TEST_CASE("tls backends: kinds that cannot answer are refused with their key", "[config]") {
+  const auto has = [](const std::vector<std::string>& errors, const std::string& prefix,
+                      const std::string& text) {
+    for (const auto& e : errors) {
+      if (e.starts_with(prefix) && e.find(text) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+  const auto e1 = errors_of("tls_backend = \"thumbprint=" + kThumb + "\"\n");  // 2
+  CHECK(has(e1, "r.toml:2: tls_backend: ", "thumbprint cannot answer tls-alpn-01"));
+  const auto e2 = errors_of("backend = \"certdir=/srv/alpn\"\n");  // 2
+  CHECK(has(e2, "r.toml:2: backend: ", "certdir serves tls-alpn-01 certificates only"));
+  const auto e3 = errors_of("[[tls_route]]\n"                        // 2
+                            "hosts = [\"a.example\"]\n"              // 3
+                            "backend = \"webroot=/srv/www\"\n"       // 4
+                            "on-miss = \"production\"\n"             // 5
+                            "[[tls_route]]\n"                        // 6
+                            "hosts = [\"a.example\"]\n"              // 7
+                            "backend = \"certdir=relative\"\n");     // 8
+  CHECK(has(e3, "r.toml:", "tls_route[1].backend: webroot cannot answer tls-alpn-01"));
+  CHECK(has(e3, "r.toml:5: tls_route[1].on-miss: ", "unknown key (hosts, backend)"));
+  CHECK(has(e3, "r.toml:8: tls_route[2].backend: ", "needs an absolute path"));
+  const auto e4 = errors_of("tls_backend = \"certdir=/a\"\n[[tls_route]]\nbackend = \"certdir=/b\"\n");
+  CHECK(has(e4, "r.toml:", "tls_route[1].hosts: a second default route (no hosts) besides "
+                           "tls_backend/--tls-backend"));
+}

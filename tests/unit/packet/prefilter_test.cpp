@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "classifier/classify.hpp"
+#include "classifier/tls_hello.hpp"
 #include "gateway/packet/prefilter.hpp"
 #include "packet/segment_builder.hpp"
 
@@ -31,6 +32,7 @@ using namespace std::string_view_literals;
 using acmegw::packet::BpfInsn;
 using acmegw::packet::build_payload_probe;
 using acmegw::packet::build_prefilter;
+using acmegw::packet::build_tls_prefilter;
 using acmegw::packet::Family;
 using acmegw::packet::kDefaultChallengePrefix;
 using acmegw::packet::to_xt_bytecode;
@@ -427,4 +429,96 @@ TEST_CASE("to_xt_bytecode: count, then code jt jf k in decimal", "[packet][prefi
       {0x30, 0, 0, 9}, {0x15, 0, 1, 6}, {0x06, 0, 0, 1}, {0x06, 0, 0, 0}};
   CHECK(to_xt_bytecode(prog) == "4,48 0 0 9,21 0 1 6,6 0 0 1,6 0 0 0");  // nfbpf_compile's example
   CHECK(to_xt_bytecode({}) == "0");
+}
+
+namespace {
+
+// The PFX-TLS rule 1: the tls prefilter program and `-m string ! --string acme-tls/1`.
+bool tls_rule_passes(const Program& prog, const std::vector<std::byte>& pkt,
+                     std::string_view payload) {
+  return prog.run(pkt) != 0 && payload.find("acme-tls/1") == std::string_view::npos;
+}
+
+classifier::Decision classify_tls(std::string_view p) {
+  return classifier::classify(std::as_bytes(std::span{p.data(), p.size()}),
+                              classifier::Protocol::Tls)
+      .decision;
+}
+
+std::vector<std::pair<std::string, std::string>> tls_hellos() {
+  using acmegw::test::client_hello;
+  using acmegw::test::HelloOptions;
+  std::vector<std::pair<std::string, std::string>> h;
+  h.emplace_back("acme-tls/1, TLS 1.3", client_hello({"a.example", {"acme-tls/1"}, false, 0}));
+  h.emplace_back("acme-tls/1, TLS 1.2", client_hello({"a.example", {"acme-tls/1"}, true, 0}));
+  h.emplace_back("acme-tls/1, 1.8 KiB", client_hello({"a.example", {"acme-tls/1"}, false, 1400}));
+  h.emplace_back("browser h2", client_hello({"www.example", {"h2", "http/1.1"}, false, 0}));
+  h.emplace_back("no ALPN", client_hello({"www.example", {}, false, 0}));
+  h.emplace_back("acme-tls/1 + h2", client_hello({"a.example", {"acme-tls/1", "h2"}, false, 0}));
+  h.emplace_back("h2, 1.8 KiB", client_hello({"www.example", {"h2"}, false, 1400}));
+  return h;
+}
+
+}  // namespace
+
+TEST_CASE("tls prefilter: an acme-tls/1 hello never passes, at any length, in any layout",
+          "[packet][prefilter]") {
+  for (const auto& layout : layouts()) {
+    const Program prog{build_tls_prefilter(layout.family)};
+    REQUIRE(prog.valid());
+    for (const auto& [what, hello] : tls_hellos()) {
+      const bool acme = hello.find("acme-tls/1") != std::string::npos;
+      for (const std::string& framing :
+           {hello, acmegw::test::refragment(hello, 100), acmegw::test::refragment(hello, 1)}) {
+        if (classify_tls(framing) == classifier::Decision::Challenge) {
+          for (std::size_t n = 0; n <= framing.size(); ++n) {
+            const std::string_view p = std::string_view{framing}.substr(0, n);
+            CAPTURE(layout.description, what, framing.size(), n);
+            CHECK_FALSE(tls_rule_passes(prog, packet(layout, p), p));
+          }
+        }
+      }
+      // One whole record in one segment: decided in the kernel unless it names acme-tls/1.
+      CAPTURE(layout.description, what);
+      CHECK(tls_rule_passes(prog, packet(layout, hello), hello) == !acme);
+      const std::string trailing = hello + "\x14\x03\x03\x00\x01\x01";  // + ChangeCipherSpec
+      CHECK(tls_rule_passes(prog, packet(layout, trailing), trailing) == !acme);
+      // Only a prefix, or a hello spread over records: left to userspace.
+      const std::string_view half = std::string_view{hello}.substr(0, hello.size() / 2);
+      CHECK_FALSE(tls_rule_passes(prog, packet(layout, half), half));
+      const std::string split = acmegw::test::refragment(hello, hello.size() / 2);
+      CHECK_FALSE(prog.run(packet(layout, split)) != 0);
+    }
+  }
+}
+
+TEST_CASE("tls prefilter: what cannot start a ClientHello passes; empty payloads never",
+          "[packet][prefilter]") {
+  for (const auto& layout : layouts()) {
+    const Program prog{build_tls_prefilter(layout.family)};
+    for (const std::string_view p :
+         {"GET / HTTP/1.1\r\n\r\n"sv, "SSH-2.0-OpenSSH_9.2\r\n"sv, "\x15\x03\x03\x00\x02\x02\x28"sv,
+          "\x16\x03\x03\x00\x04\x02\x00\x00\x00"sv /* ServerHello type */, "\x80"sv, "x"sv}) {
+      CAPTURE(layout.description, p);
+      REQUIRE(classify_tls(p) == classifier::Decision::Production);
+      CHECK(tls_rule_passes(prog, packet(layout, p), p));
+    }
+    // A handshake record header alone, or a ClientHello header claiming 64 KiB or more.
+    for (const std::string_view p : {"\x16"sv, "\x16\x03\x01\x00\xff"sv,
+                                     "\x16\x03\x01\x00\x08\x01\x01\x00\x00\x00\x00\x00\x00"sv}) {
+      CAPTURE(layout.description, p.size());
+      CHECK(prog.run(packet(layout, p)) == 0);
+    }
+    Segment ack;
+    ack.family = layout.family;
+    ack.ip_options = layout.ip_options;
+    ack.tcp_options = layout.tcp_options;
+    CHECK(prog.run(acmegw::test::build(ack)) == 0);
+  }
+  Segment ext;  // IPv6 with a destination options header: not walked, left to userspace
+  ext.family = Family::V6;
+  ext.protocol = 60;
+  ext.v6_ext = {6, 0, 1, 4, 0, 0, 0, 0};
+  ext.payload = "GET / HTTP/1.1\r\n\r\n";
+  CHECK(run(build_tls_prefilter(Family::V6), acmegw::test::build(ext)) == 0);
 }
