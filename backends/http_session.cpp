@@ -42,8 +42,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // PROXY header and connect timeout of `relay` (non-null then); `warn` may be null.
   Session(tcp::socket client, const tcp::endpoint& production, AnsweringBackend* backend,
           const RelaySpec* relay, RateLimitedWarning* warn, const SessionConfig& cfg,
-          SessionStats& stats)
+          SessionStats& stats, SessionSlot slot)
       : client_(std::move(client)),
+        slot_(std::move(slot)),
         prod_(client_.get_executor()),
         production_(production),
         timer_(client_.get_executor()),
@@ -73,9 +74,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void start() {
+    request_start_ = Clock::now();
+    born_ = request_start_;
     touch();
-    request_start_ = std::chrono::steady_clock::now();
-    arm_timer();
     if (backend_ == nullptr) {
       return start_relay();
     }
@@ -84,6 +85,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   enum class Mode : std::uint8_t { Answering, Relaying, Replying, Done };
+  enum class Deadline : std::uint8_t { Idle, Header, Total };  // what deadline_ stands for
 
   // ---- Answering: one request head at a time; pipelined heads wait in in_.
 
@@ -199,6 +201,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto now = std::chrono::steady_clock::now();
     stats_.answer_latency.observe(now - request_start_);
     request_start_ = now;  // a pipelined request waited for this one; a later one resets below
+    answered_ = true;
     std::memmove(in_.data(), in_.data() + consumed, in_len_ - consumed);
     in_len_ -= consumed;
     touch();
@@ -365,7 +368,6 @@ class Session : public std::enable_shared_from_this<Session> {
       return finish_passive();
     }
     touch();
-    arm_timer();  // the deadline moved earlier: the pending wait ends as operation_aborted
   }
 
   // ---- The relay target is down: answer the client, then wait for its FIN.
@@ -386,7 +388,6 @@ class Session : public std::enable_shared_from_this<Session> {
     mode_ = Mode::Replying;
     prod_eof_ = true;  // nothing will come from production or the target: drain_timeout
     touch();
-    arm_timer();
     asio::async_write(client_, asio::buffer(response),
                       [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                         if (ec == asio::error::operation_aborted) {
@@ -454,17 +455,54 @@ class Session : public std::enable_shared_from_this<Session> {
     timer_.cancel();
   }
 
-  // Moves the deadline: idle_timeout from now, or drain_timeout once production has closed.
-  void touch() { deadline_ = Clock::now() + (prod_eof_ ? cfg_.drain_timeout : cfg_.idle_timeout); }
+  // Moves the deadline: idle_timeout from now, or drain_timeout once production has closed;
+  // unless relaying, no later than the current head's header_timeout and the session's
+  // total_timeout. A deadline earlier than the armed one re-arms the timer.
+  void touch() {
+    deadline_ = Clock::now() + (prod_eof_ ? cfg_.drain_timeout : cfg_.idle_timeout);
+    deadline_cause_ = Deadline::Idle;
+    if (mode_ != Mode::Relaying) {
+      if (mode_ == Mode::Answering && (in_len_ > 0 || !answered_)) {
+        bound(request_start_ + cfg_.header_timeout, Deadline::Header);
+      }
+      bound(born_ + cfg_.total_timeout, Deadline::Total);
+    }
+    if (deadline_ < armed_) {
+      arm_timer();
+    }
+  }
+
+  void bound(Clock::time_point limit, Deadline cause) {
+    if (limit < deadline_) {
+      deadline_ = limit;
+      deadline_cause_ = cause;
+    }
+  }
+
+  void count_deadline() {
+    switch (deadline_cause_) {
+      case Deadline::Idle:
+        stats_.idle_aborted.fetch_add(1, std::memory_order_relaxed);
+        return;
+      case Deadline::Header:
+        stats_.header_timeout.fetch_add(1, std::memory_order_relaxed);
+        return;
+      case Deadline::Total:
+        stats_.total_timeout.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+  }
 
   // One timer per session: it wakes at the deadline it was armed with and re-arms itself when
   // activity moved the deadline later meanwhile; moving it earlier re-arms explicitly.
   void arm_timer() {
+    armed_ = deadline_;
     timer_.expires_at(deadline_);
     timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (ec == asio::error::operation_aborted || self->mode_ == Mode::Done) {
         return;
       }
+      self->armed_ = Clock::time_point::max();  // nothing pending until armed again
       if (Clock::now() >= self->deadline_ && self->connecting_ && self->relay_ != nullptr) {
         self->connecting_ = false;
         self->stats_.relay_connect_timeout.fetch_add(1, std::memory_order_relaxed);
@@ -475,7 +513,7 @@ class Session : public std::enable_shared_from_this<Session> {
                                 std::to_string(self->relay_->connect_timeout.count()) + " ms");
       }
       if (Clock::now() >= self->deadline_) {
-        self->stats_.idle_aborted.fetch_add(1, std::memory_order_relaxed);
+        self->count_deadline();
         return self->abort();
       }
       self->arm_timer();
@@ -483,6 +521,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   tcp::socket client_;
+  SessionSlot slot_;  // the session's place under the per-source cap, until it ends
   tcp::socket prod_;
   tcp::endpoint production_;
   asio::steady_timer timer_;
@@ -501,7 +540,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::array<std::byte, kRelayChunk> down_{};
   ProxyHeaderBuffer proxy_{};
   Clock::time_point deadline_{};
+  Clock::time_point armed_ = Clock::time_point::max();  // the timer's pending expiry
+  Clock::time_point born_{};                            // the takeover (total_timeout)
+  Deadline deadline_cause_ = Deadline::Idle;
   Mode mode_ = Mode::Answering;
+  bool answered_ = false;  // a response was written: between requests only idle_timeout holds
   bool client_eof_ = false;
   bool prod_eof_ = false;
   bool fin_first_ = false;  // our FIN to the client preceded its FIN: TIME_WAIT to destroy
@@ -514,18 +557,19 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 void start_http_session(tcp::socket client, const tcp::endpoint& production,
-                        AnsweringBackend& backend, const SessionConfig& cfg, SessionStats& stats) {
+                        AnsweringBackend& backend, const SessionConfig& cfg, SessionStats& stats,
+                        SessionSlot slot) {
   const auto ex = client.get_executor();
   auto s = std::make_shared<Session>(std::move(client), production, &backend, nullptr, nullptr, cfg,
-                                     stats);
+                                     stats, std::move(slot));
   asio::dispatch(ex, [s = std::move(s)] { s->start(); });
 }
 
 void start_relay_session(tcp::socket client, const RelaySpec& relay, const SessionConfig& cfg,
-                         SessionStats& stats, RateLimitedWarning* warn) {
+                         SessionStats& stats, RateLimitedWarning* warn, SessionSlot slot) {
   const auto ex = client.get_executor();
-  auto s =
-      std::make_shared<Session>(std::move(client), relay.target, nullptr, &relay, warn, cfg, stats);
+  auto s = std::make_shared<Session>(std::move(client), relay.target, nullptr, &relay, warn, cfg,
+                                     stats, std::move(slot));
   asio::dispatch(ex, [s = std::move(s)] { s->start(); });
 }
 

@@ -25,6 +25,7 @@
 #include "backends/backend.hpp"
 #include "backends/latency.hpp"
 #include "backends/relay.hpp"
+#include "backends/session_slot.hpp"
 #include "classifier/classify.hpp"
 
 namespace acmegw::backends {
@@ -33,6 +34,12 @@ struct SessionConfig {
   classifier::Limits limits;                       // request head bound (max_http_head)
   std::chrono::milliseconds idle_timeout{30'000};  // no byte from either side this long: abort
   std::chrono::milliseconds drain_timeout{2'000};  // production closed a relay: abort after
+  // A request head must be whole this long after it began (the takeover for the first one, its
+  // first byte for a keep-alive one): a slowloris client is reset (header_timeout counter).
+  std::chrono::milliseconds header_timeout{10'000};
+  // A session ends (RST) this long after the takeover unless it became a relay to production
+  // or to a relay target, which only the idle and drain timeouts bound (total_timeout counter).
+  std::chrono::milliseconds total_timeout{60'000};
   // policy "redirect-https": a request that is not a challenge is answered 301 to https
   // (backends/https_redirect.hpp) instead of relaying the connection to production; non-HTTP
   // bytes or a malformed/oversized head reset the connection. Production never sees a byte.
@@ -62,6 +69,8 @@ struct SessionStats {
   std::atomic<std::uint64_t> malformed_reset{0};
   std::atomic<std::uint64_t> client_closed{0};  // ended by the client's FIN
   std::atomic<std::uint64_t> idle_aborted{0};   // ended by the idle/drain deadline
+  std::atomic<std::uint64_t> header_timeout{0};  // a request head did not complete in time
+  std::atomic<std::uint64_t> total_timeout{0};   // the session outlived total_timeout
   std::atomic<std::uint64_t> io_errors{0};      // ended by a socket error (e.g. client RST)
   // Production closed first, we passed its FIN on, and SOCK_DESTROY of the resulting TIME_WAIT
   // failed (kernel without CONFIG_INET_DIAG_DESTROY): the client's next connection from that
@@ -75,10 +84,11 @@ struct SessionStats {
 // Takes ownership of `client` (an established socket whose executor is a strand) and serves it
 // until it ends; non-challenge requests are relayed to `production` (the post-DNAT address), or
 // answered 301 with cfg.redirect_https.
-// `backend`, `cfg` and `stats` must outlive the socket's io_context.
+// `backend`, `cfg` and `stats` must outlive the socket's io_context; `slot` is held until the
+// session ends.
 void start_http_session(boost::asio::ip::tcp::socket client,
                         const boost::asio::ip::tcp::endpoint& production, AnsweringBackend& backend,
-                        const SessionConfig& cfg, SessionStats& stats);
+                        const SessionConfig& cfg, SessionStats& stats, SessionSlot slot = {});
 
 // The `relay HOST:PORT` backend (DESIGN.md §3): relays the whole taken-over connection, bytes
 // as received (the held request first), to `relay.target` (e.g. certbot --standalone on a
@@ -86,10 +96,11 @@ void start_http_session(boost::asio::ip::tcp::socket client,
 // closing rules and deadline as an HTTP session. A target that refuses or does not accept
 // within relay.connect_timeout gets the client a 502 / 504 with "Connection: close" and one
 // (rate-limited) warning to `warn` (may be null); with relay.tls the client is reset instead.
-// `relay` is copied; `warn` must outlive the socket's io_context.
+// `relay` is copied; `warn` must outlive the socket's io_context; `slot` is held until the
+// session ends.
 void start_relay_session(boost::asio::ip::tcp::socket client, const RelaySpec& relay,
                          const SessionConfig& cfg, SessionStats& stats,
-                         RateLimitedWarning* warn = nullptr);
+                         RateLimitedWarning* warn = nullptr, SessionSlot slot = {});
 
 // ---- Pure helpers (tests/unit/backends/http_session_test.cpp).
 

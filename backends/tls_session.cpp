@@ -1,5 +1,6 @@
 #include "backends/tls_session.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <stdexcept>
@@ -47,8 +48,10 @@ struct SslDeleter {
 class TlsSession : public std::enable_shared_from_this<TlsSession> {
  public:
   TlsSession(tcp::socket client, std::shared_ptr<const AlpnCertificate> cert,
-             const TlsServerContext& ctx, const TlsSessionConfig& cfg, TlsSessionStats& stats)
+             const TlsServerContext& ctx, const TlsSessionConfig& cfg, TlsSessionStats& stats,
+             SessionSlot slot)
       : client_(std::move(client)),
+        slot_(std::move(slot)),
         timer_(client_.get_executor()),
         cert_(std::move(cert)),
         ctx_(ctx),
@@ -74,7 +77,7 @@ class TlsSession : public std::enable_shared_from_this<TlsSession> {
       stats_.handshake_failed.fetch_add(1, std::memory_order_relaxed);
       return abort();
     }
-    arm_timer(start_ + cfg_.handshake_timeout);
+    arm_timer(start_ + std::min(cfg_.handshake_timeout, cfg_.total_timeout));
     read();
   }
 
@@ -149,7 +152,7 @@ class TlsSession : public std::enable_shared_from_this<TlsSession> {
     }
     stats_.handshakes_ok.fetch_add(1, std::memory_order_relaxed);
     stats_.handshake_latency.observe(Clock::now() - start_);
-    arm_timer(Clock::now() + cfg_.close_timeout);
+    arm_timer(std::min(Clock::now() + cfg_.close_timeout, start_ + cfg_.total_timeout));
     drain_application_data();
   }
 
@@ -263,6 +266,7 @@ class TlsSession : public std::enable_shared_from_this<TlsSession> {
   }
 
   tcp::socket client_;
+  SessionSlot slot_;
   asio::steady_timer timer_;
   std::shared_ptr<const AlpnCertificate> cert_;
   const TlsServerContext& ctx_;
@@ -307,9 +311,10 @@ TlsServerContext::~TlsServerContext() {
 
 void start_tls_session(tcp::socket client, std::shared_ptr<const AlpnCertificate> cert,
                        const TlsServerContext& ctx, const TlsSessionConfig& cfg,
-                       TlsSessionStats& stats) {
+                       TlsSessionStats& stats, SessionSlot slot) {
   const auto ex = client.get_executor();
-  auto s = std::make_shared<TlsSession>(std::move(client), std::move(cert), ctx, cfg, stats);
+  auto s = std::make_shared<TlsSession>(std::move(client), std::move(cert), ctx, cfg, stats,
+                                        std::move(slot));
   asio::dispatch(ex, [s = std::move(s)] { s->start(); });
 }
 

@@ -17,6 +17,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "backends/latency.hpp"
+#include "backends/session_slot.hpp"
 #include "backends/tls_backend.hpp"
 
 namespace acmegw::backends {
@@ -24,6 +25,7 @@ namespace acmegw::backends {
 struct TlsSessionConfig {
   std::chrono::milliseconds handshake_timeout{10'000};  // from the takeover to Finished
   std::chrono::milliseconds close_timeout{10'000};      // after Finished until the client closes
+  std::chrono::milliseconds total_timeout{60'000};      // from the takeover: never longer
 };
 
 // One counter per outcome (STYLE §20); shared by every TLS session, updated from Asio threads.
@@ -59,9 +61,9 @@ class TlsServerContext {
 
 // Takes ownership of `client` (an established socket whose executor is a strand) and serves
 // the tls-alpn-01 handshake with `cert` until the connection ends. `ctx`, `cfg` and `stats`
-// must outlive the socket's io_context.
+// must outlive the socket's io_context; `slot` is held until the session ends.
 void start_tls_session(boost::asio::ip::tcp::socket client,
                        std::shared_ptr<const AlpnCertificate> cert, const TlsServerContext& ctx,
-                       const TlsSessionConfig& cfg, TlsSessionStats& stats);
+                       const TlsSessionConfig& cfg, TlsSessionStats& stats, SessionSlot slot = {});
 
 }  // namespace acmegw::backends

@@ -26,6 +26,8 @@ constexpr std::uint16_t kTlsPort = 443;
 // Host) or a minimal ClientHello; below them every challenge would be sent to production.
 constexpr std::size_t kMinHttpHead = 256;
 constexpr std::size_t kMinClientHello = 256;
+// Below this a session timeout would fire inside one round trip of a distant CA.
+constexpr std::uint32_t kMinSessionTimeoutMs = 100;
 
 // Longest chain name iptables accepts is 28 characters (XT_EXTENSION_MAXNAMELEN - 1); our
 // longest suffix is "-PRE"/"-FWD"/"-OUT".
@@ -651,6 +653,28 @@ std::vector<ConfigError> validate(const Config& cfg, ConfigUse use) {
     fail("hold.timeout_ms", "must be at least 1");
   }
 
+  const SessionLimits& sl = cfg.sessions;
+  if (sl.max == 0) {
+    fail("sessions.max", "must be at least 1");
+  }
+  if (sl.max_per_source == 0 || sl.max_per_source > sl.max) {
+    fail("sessions.max_per_source",
+         "must be 1..sessions.max (" + std::to_string(sl.max) + "), got " +
+             std::to_string(sl.max_per_source));
+  }
+  for (const auto& [key, ms] : {std::pair{"sessions.idle_timeout_ms", sl.idle_timeout_ms},
+                                std::pair{"sessions.total_timeout_ms", sl.total_timeout_ms}}) {
+    if (ms < kMinSessionTimeoutMs) {
+      fail(key, "must be at least " + std::to_string(kMinSessionTimeoutMs) + ", got " +
+                    std::to_string(ms));
+    }
+  }
+  if (sl.header_timeout_ms < kMinSessionTimeoutMs || sl.header_timeout_ms > sl.total_timeout_ms) {
+    fail("sessions.header_timeout_ms",
+         "must be " + std::to_string(kMinSessionTimeoutMs) + "..sessions.total_timeout_ms (" +
+             std::to_string(sl.total_timeout_ms) + "), got " + std::to_string(sl.header_timeout_ms));
+  }
+
   if (cfg.limits.max_http_head < kMinHttpHead ||
       cfg.limits.max_http_head > classifier::kHardMaxHttpHead) {
     fail("limits.max_http_head", "must be " + std::to_string(kMinHttpHead) + ".." +
@@ -800,6 +824,11 @@ std::string describe(const Config& cfg) {
          " max_segments_per_flow=" + std::to_string(cfg.hold.max_segments_per_flow) +
          " timeout_ms=" + std::to_string(cfg.hold.timeout_ms) +
          " max_total_bytes=" + std::to_string(cfg.hold.max_total_bytes);
+  out += "\nsessions: max=" + std::to_string(cfg.sessions.max) +
+         " max_per_source=" + std::to_string(cfg.sessions.max_per_source) +
+         " header_timeout_ms=" + std::to_string(cfg.sessions.header_timeout_ms) +
+         " idle_timeout_ms=" + std::to_string(cfg.sessions.idle_timeout_ms) +
+         " total_timeout_ms=" + std::to_string(cfg.sessions.total_timeout_ms);
   out += "\nlimits: max_http_head=" + std::to_string(cfg.limits.max_http_head) +
          " max_client_hello=" + std::to_string(cfg.limits.max_client_hello);
   out += "\nlog_level: " + std::string{to_string(cfg.log_level)};

@@ -82,6 +82,19 @@ struct HoldConfig {
   std::uint64_t max_total_bytes = 64u << 20;  // payload bytes held over all flows
 };
 
+// Bounds on taken-over connections (docs/configuration.md "Sessions"). At a cap the challenge
+// flow goes to production (fail-open) and the cap's counter counts it.
+struct SessionLimits {
+  std::uint32_t max = 4096;           // open sessions (HTTP, relayed and TLS) at once
+  std::uint32_t max_per_source = 64;  // of one client: an IPv4 address, an IPv6 /64
+  // A request head (HTTP) or the TLS handshake must be complete this long after it began.
+  std::uint32_t header_timeout_ms = 10'000;
+  std::uint32_t idle_timeout_ms = 30'000;  // no byte either way this long: abort (RST)
+  // A session that answers (HTTP answering, tls-alpn-01) ends after this long, whatever it
+  // does; a connection relayed to production or a relay target only has the idle timeout.
+  std::uint32_t total_timeout_ms = 60'000;
+};
+
 enum class LogLevel : std::uint8_t { Trace, Debug, Info, Warn, Error, Critical, Off };
 
 enum class BackendKind : std::uint8_t { Thumbprint, Tokens, Webroot, Relay, Redirect, Certdir };
@@ -148,6 +161,7 @@ struct Config {
   RoutingConfig routing;
   std::string chain_prefix = "ACMEGW";  // our chains: PREFIX-PRE (mangle), -FWD, -OUT
   HoldConfig hold;
+  SessionLimits sessions;
   classifier::Limits limits;
   // xt_bpf prefilter passes non-challenge first segments in the kernel. Default: on with policy
   // "pass", off otherwise (apply_policy_defaults); set explicitly it must suit the policy.

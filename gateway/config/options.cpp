@@ -25,7 +25,7 @@ constexpr std::string_view kEndpointHelp =
     "Protected production endpoint: ADDR, ADDR/PREFIX, ADDR:PORT, [V6]:PORT, [V6/PREFIX]:PORT; "
     "port 80 by default; tls://ADDR (or port 443) inspects TLS ClientHellos. Repeatable";
 
-const std::array<OptionSpec, 29> kSpecs = {{
+const std::array<OptionSpec, 34> kSpecs = {{
     {"protect", "--protect", "ADDR", OptionKind::TextList, "", kEndpointHelp,
      [](Config& c, std::string_view v, std::string& e) {
        const auto ep = parse_endpoint(v, e);
@@ -120,6 +120,32 @@ const std::array<OptionSpec, 29> kSpecs = {{
      "Payload bytes held over all flows (default 67108864)",
      [](Config& c, std::string_view v, std::string& e) {
        return assign(c.hold.max_total_bytes, parse_u64(v, e));
+     }},
+    {"sessions.max", "--max-sessions", "N", OptionKind::Integer, "",
+     "Taken-over connections open at once; beyond, challenges go to production (default 4096)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.sessions.max, parse_u32(v, e));
+     }},
+    {"sessions.max_per_source", "--max-sessions-per-source", "N", OptionKind::Integer, "",
+     "Taken-over connections of one client (IPv4 address, IPv6 /64); beyond, its challenges go "
+     "to production (default 64)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.sessions.max_per_source, parse_u32(v, e));
+     }},
+    {"sessions.header_timeout_ms", "--session-header-timeout-ms", "MS", OptionKind::Integer, "",
+     "A taken-over request head or TLS handshake must complete within this (default 10000)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.sessions.header_timeout_ms, parse_u32(v, e));
+     }},
+    {"sessions.idle_timeout_ms", "--session-idle-timeout-ms", "MS", OptionKind::Integer, "",
+     "A taken-over connection without a byte either way this long is reset (default 30000)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.sessions.idle_timeout_ms, parse_u32(v, e));
+     }},
+    {"sessions.total_timeout_ms", "--session-total-timeout-ms", "MS", OptionKind::Integer, "",
+     "An answering session (not a relayed one) ends after this long (default 60000)",
+     [](Config& c, std::string_view v, std::string& e) {
+       return assign(c.sessions.total_timeout_ms, parse_u32(v, e));
      }},
     {"limits.max_http_head", "--max-http-head", "BYTES", OptionKind::Integer, "",
      "HTTP request head bytes inspected (and held) per flow (default 8192)",

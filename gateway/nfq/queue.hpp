@@ -94,6 +94,7 @@ class Queue {
   // Lets a repeated warning through at most once per kLogInterval (STYLE §20).
   struct RateLimit {
     std::chrono::steady_clock::time_point last{};
+    std::uint64_t suppressed = 0;  // refused since the last one let through
     bool allow(std::chrono::steady_clock::time_point now) noexcept;
   };
   static constexpr std::chrono::seconds kLogInterval{10};
@@ -102,6 +103,8 @@ class Queue {
   RateLimit recv_warn_;
   RateLimit enobufs_warn_;
   RateLimit verdict_warn_;
+  // A flood of challenges at a session cap fails every takeover (counted by step).
+  RateLimit takeover_warn_;
 };
 
 }  // namespace acmegw::nfq

@@ -253,6 +253,15 @@ std::unique_ptr<RepairTakeover> make_takeover(const gateway::Config& cfg,
   }
   TakeoverOptions o = opts;
   o.session.limits = cfg.limits;
+  const gateway::SessionLimits& sl = cfg.sessions;
+  o.max_sessions = sl.max;
+  o.max_sessions_per_source = sl.max_per_source;
+  o.session.header_timeout = std::chrono::milliseconds{sl.header_timeout_ms};
+  o.session.idle_timeout = std::chrono::milliseconds{sl.idle_timeout_ms};
+  o.session.total_timeout = std::chrono::milliseconds{sl.total_timeout_ms};
+  o.tls_session.handshake_timeout = o.session.header_timeout;
+  o.tls_session.close_timeout = o.session.idle_timeout;
+  o.tls_session.total_timeout = o.session.total_timeout;
   o.mark_mask = cfg.marks.mask;
   o.pass_mark = cfg.marks.pass;
   o.taken_mark = cfg.marks.taken;

@@ -55,6 +55,7 @@ RepairTakeover::RepairTakeover(TakeoverBackend backend, std::uint32_t rst_mark,
       opts_(opts),
       relay_warning_([log = nfq::logger("backend")](std::string_view m) { log->warn("{}", m); },
                      kRelayWarningInterval),
+      source_slots_(SourceSlots::create(opts.max_sessions_per_source)),
       raw_v4_(open_raw(packet::Family::V4, rst_mark)),
       raw_v6_(open_raw(packet::Family::V6, rst_mark)),
       io_(static_cast<int>(opts.threads)),
@@ -147,7 +148,7 @@ TakeoverResult RepairTakeover::take(const TakeoverRequest& req) noexcept {
   const auto open = session_stats_.active.load(std::memory_order_relaxed) +
                     tls_stats_.active.load(std::memory_order_relaxed);
   if (open >= opts_.max_sessions) {
-    return {TakeoverStep::Handoff, EBUSY};  // checked first: costs no syscall
+    return {TakeoverStep::SessionCap, EBUSY};  // checked first: costs no syscall
   }
   backends::TlsChoice tls;
   std::shared_ptr<const backends::TlsRouteSet> tls_set;
@@ -163,6 +164,11 @@ TakeoverResult RepairTakeover::take(const TakeoverRequest& req) noexcept {
     if (!sources->admits(req.key.src)) {
       return {TakeoverStep::SourceDenied, 0};
     }
+  }
+  // Held by the session; given back by any return below, when the takeover fails.
+  backends::SessionSlot slot = source_slots_->acquire(req.key.src);
+  if (!slot) {
+    return {TakeoverStep::SourceCap, EBUSY};
   }
   sys::ConntrackEntry ct;
   if (auto r = lookup(req, ct); !r.ok()) {
@@ -202,17 +208,18 @@ TakeoverResult RepairTakeover::take(const TakeoverRequest& req) noexcept {
   }
   if (tls.cert) {
     backends::start_tls_session(std::move(sock), std::move(tls.cert), *tls_ctx_, opts_.tls_session,
-                                tls_stats_);
+                                tls_stats_, std::move(slot));
   } else if (tls.relay != nullptr) {
     // The session copies the spec: tls_set may be replaced by a reload while it runs.
     backends::start_relay_session(std::move(sock), *tls.relay, opts_.session, session_stats_,
-                                  &relay_warning_);
+                                  &relay_warning_, std::move(slot));
   } else if (backend_.answering) {
     backends::start_http_session(std::move(sock), endpoint_of(snap.tuple.dst, snap.tuple.dport),
-                                 *backend_.answering, opts_.session, session_stats_);
+                                 *backend_.answering, opts_.session, session_stats_,
+                                 std::move(slot));
   } else {
     backends::start_relay_session(std::move(sock), backend_.relay, opts_.session, session_stats_,
-                                  &relay_warning_);
+                                  &relay_warning_, std::move(slot));
   }
   return {};
 }
@@ -252,6 +259,9 @@ std::vector<std::pair<std::string, std::uint64_t>> RepairTakeover::counters() co
   out.emplace_back("session_malformed_reset", s.malformed_reset.load());
   out.emplace_back("session_client_closed", s.client_closed.load());
   out.emplace_back("session_idle_aborted", s.idle_aborted.load());
+  out.emplace_back("session_header_timeout", s.header_timeout.load());
+  out.emplace_back("session_total_timeout", s.total_timeout.load());
+  out.emplace_back("session_clients", source_slots_->clients());
   out.emplace_back("session_io_errors", s.io_errors.load());
   out.emplace_back("session_timewait_left", s.timewait_left.load());
   const auto& t = tls_stats_;

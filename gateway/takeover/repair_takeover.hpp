@@ -23,6 +23,7 @@
 #include "gateway/sys/conntrack.hpp"
 #include "gateway/sys/local_route.hpp"
 #include "gateway/takeover/snapshot.hpp"
+#include "gateway/takeover/source_slots.hpp"
 #include "gateway/takeover/takeover.hpp"
 
 namespace acmegw::takeover {
@@ -41,9 +42,11 @@ struct TakeoverBackend {
 struct TakeoverOptions {
   MssPolicy mss;
   unsigned threads = 2;  // Asio threads serving taken-over connections (not the queue workers)
-  // Open sessions at most (each holds ~25 KiB of buffers plus socket memory); beyond it
-  // take() fails at step Handoff with EBUSY and the flow goes to production.
+  // Open sessions at most (each holds ~25 KiB of buffers plus socket memory), and per client
+  // (source_slots.hpp); beyond, take() fails at step SessionCap / SourceCap and the flow goes
+  // to production.
   std::uint64_t max_sessions = 4096;
+  std::uint32_t max_sessions_per_source = 64;
   // The engine's verdict marks: take() and reset_production() refuse a flow whose connmark
   // already carries one.
   std::uint32_t mark_mask = 0;
@@ -107,6 +110,7 @@ class RepairTakeover final : public Takeover {
   std::shared_ptr<const gateway::ChallengeSources> sources_ =
       std::make_shared<const gateway::ChallengeSources>();
   backends::RateLimitedWarning relay_warning_;  // the relay target is down (logger "backend")
+  std::shared_ptr<SourceSlots> source_slots_;
 
   // The flow's conntrack entry (step Conntrack), refused with EALREADY when its connmark
   // already carries one of the engine's verdict marks.

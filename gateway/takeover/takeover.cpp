@@ -42,6 +42,10 @@ std::string_view to_string(TakeoverStep s) noexcept {
       return "source_denied";
     case TakeoverStep::NotServed:
       return "not_served";
+    case TakeoverStep::SessionCap:
+      return "session_cap";
+    case TakeoverStep::SourceCap:
+      return "source_cap";
     case TakeoverStep::Handoff:
       return "handoff";
   }

@@ -60,6 +60,9 @@ enum class TakeoverStep : std::uint8_t {
   // nobody registered, no TLS route for the SNI, no http backend). Not a failure: production
   // may answer it itself (docs/backends.md).
   NotServed,
+  // Refused before any syscall at a cap (--max-sessions, --max-sessions-per-source): fail-open.
+  SessionCap,
+  SourceCap,
   Handoff,  // keep last: counter arrays are sized by it (nfq/stats.hpp)
 };
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -79,12 +80,16 @@ struct Lab {
   std::thread t1, t2;
 
   explicit Lab(std::chrono::milliseconds idle = 5s, bool relay_only = false,
-               bool redirect_https = false) {
+               bool redirect_https = false,
+               const std::function<void(SessionConfig&)>& tune = {}) {
     std::string err;
     backend = ThumbprintBackend::create(kThumb, err);
     cfg.idle_timeout = idle;
     cfg.redirect_https = redirect_https;
     cfg.drain_timeout = 300ms;
+    if (tune) {
+      tune(cfg);
+    }
     client.connect(front.local_endpoint());
     tcp::socket served{asio::make_strand(io)};
     auto accepted = front.accept();
@@ -261,6 +266,89 @@ TEST_CASE("session: an idle client is aborted with RST at the deadline", "[backe
   CHECK(lab.next_read_error(2s) == asio::error::connection_reset);
   CHECK(lab.stats.idle_aborted == 1);
   CHECK(lab.stats.answered_keyauth == 0);
+}
+
+// The timeouts below are 10x apart at least (header/total vs idle), so a loaded machine can
+// delay the reset but not make the wrong deadline fire first.
+namespace {
+SessionConfig& short_head_and_total(SessionConfig& c, std::chrono::milliseconds total) {
+  c.header_timeout = 300ms;
+  c.total_timeout = total;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("session: a slowloris head is reset at the header timeout though bytes keep coming",
+          "[backends][session]") {
+  Lab lab{10s, false, false, [](SessionConfig& c) { short_head_and_total(c, 60s); }};
+  lab.send("GET /.well-known/acme-challenge/t HTTP/1.1\r\n");
+  // One header byte every 50 ms keeps the idle deadline away; the head never completes.
+  boost::system::error_code ec;
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (!ec && std::chrono::steady_clock::now() < until) {
+    asio::write(lab.client, asio::buffer("X", 1), ec);
+    std::this_thread::sleep_for(50ms);
+  }
+  CHECK((ec == asio::error::connection_reset || ec == asio::error::broken_pipe));
+  CHECK(std::chrono::steady_clock::now() < until);
+  CHECK(lab.stats.header_timeout == 1);
+  CHECK(lab.stats.idle_aborted == 0);
+}
+
+TEST_CASE("session: between keep-alive requests only the idle timeout holds; each head has the "
+          "header timeout",
+          "[backends][session]") {
+  Lab lab{10s, false, false, [](SessionConfig& c) { short_head_and_total(c, 60s); }};
+  const std::string body = "t." + std::string(kThumb);
+  lab.send("GET /.well-known/acme-challenge/t HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(lab.read(response_200(body).size()) == response_200(body));
+  CHECK(lab.next_read_error(1s) == asio::error::would_block);  // idle, 3x the header timeout
+  lab.send("GET /.well-known/acme-challenge/t HTTP/1.1\r\nHo");  // then nothing
+  CHECK(lab.next_read_error(5s) == asio::error::connection_reset);
+  CHECK(lab.stats.header_timeout == 1);
+  CHECK(lab.stats.idle_aborted == 0);
+}
+
+TEST_CASE("session: an answering session ends at the total timeout however busy",
+          "[backends][session]") {
+  Lab lab{10s, false, false, [](SessionConfig& c) { short_head_and_total(c, 500ms); }};
+  const std::string req = "GET /.well-known/acme-challenge/t HTTP/1.1\r\nHost: a\r\n\r\n";
+  const std::string want = response_200("t." + std::string(kThumb));
+  boost::system::error_code ec;
+  std::string got(want.size(), '\0');
+  const auto until = std::chrono::steady_clock::now() + 8s;
+  std::uint64_t answered = 0;
+  while (!ec && std::chrono::steady_clock::now() < until) {
+    asio::write(lab.client, asio::buffer(req), ec);
+    if (!ec) {
+      asio::read(lab.client, asio::buffer(got), ec);
+    }
+    answered += !ec && got == want;
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK(ec);  // reset (or EOF/EPIPE after it), long before `until`
+  CHECK(std::chrono::steady_clock::now() < until);
+  CHECK(answered >= 1);
+  CHECK(lab.stats.total_timeout == 1);
+  CHECK(lab.stats.idle_aborted == 0);
+}
+
+TEST_CASE("session: a connection relayed to production has no header or total timeout",
+          "[backends][session]") {
+  Lab lab{10s, false, false, [](SessionConfig& c) { short_head_and_total(c, 300ms); }};
+  const std::string req = "GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n";
+  lab.send(req);
+  tcp::socket prod = lab.prod.accept();
+  std::string got(req.size(), '\0');
+  asio::read(prod, asio::buffer(got));
+  CHECK(got == req);
+  std::this_thread::sleep_for(1s);  // past both the header and the total timeout
+  lab.send("more");
+  std::string more(4, '\0');
+  asio::read(prod, asio::buffer(more));
+  CHECK(more == "more");
+  CHECK(lab.stats.total_timeout == 0);
+  CHECK(lab.stats.header_timeout == 0);
 }
 
 TEST_CASE("session: an io_context torn down under an open session aborts it with RST",

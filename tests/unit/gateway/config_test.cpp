@@ -238,6 +238,11 @@ TEST_CASE("the example config in docs/ parses to the documented values", "[confi
   CHECK(cfg.hold.max_total_bytes == defaults.hold.max_total_bytes);
   CHECK(cfg.limits.max_http_head == defaults.limits.max_http_head);
   CHECK(cfg.limits.max_client_hello == defaults.limits.max_client_hello);
+  CHECK(cfg.sessions.max == defaults.sessions.max);
+  CHECK(cfg.sessions.max_per_source == defaults.sessions.max_per_source);
+  CHECK(cfg.sessions.header_timeout_ms == defaults.sessions.header_timeout_ms);
+  CHECK(cfg.sessions.idle_timeout_ms == defaults.sessions.idle_timeout_ms);
+  CHECK(cfg.sessions.total_timeout_ms == defaults.sessions.total_timeout_ms);
   CHECK(cfg.prefilter == defaults.prefilter);
   CHECK(cfg.keep_rules == defaults.keep_rules);
   CHECK(cfg.log_level == defaults.log_level);
@@ -260,7 +265,9 @@ TEST_CASE("TOML: every key sets its field; origins record file:line", "[config]"
       "[routing]\ntos = 0x14\ntable = 100\npriority = 200\n"
       "[hold]\nmax_flows = 10\nmax_segments_per_flow = 4\ntimeout_ms = 500\n"
       "max_total_bytes = 100000\n"
-      "[limits]\nmax_http_head = 4096\nmax_client_hello = 2048\n");
+      "[limits]\nmax_http_head = 4096\nmax_client_hello = 2048\n"
+      "[sessions]\nmax = 100\nmax_per_source = 5\nheader_timeout_ms = 2000\n"
+      "idle_timeout_ms = 3000\ntotal_timeout_ms = 4000\n");
   REQUIRE(cfg.protect.size() == 2);
   CHECK(to_string(cfg.protect[1]) == "[2001:db8::1]:8080");
   CHECK(cfg.chain_prefix == "AGW");
@@ -286,6 +293,12 @@ TEST_CASE("TOML: every key sets its field; origins record file:line", "[config]"
   CHECK(cfg.hold.max_total_bytes == 100000);
   CHECK(cfg.limits.max_http_head == 4096);
   CHECK(cfg.limits.max_client_hello == 2048);
+  CHECK(cfg.sessions.max == 100);
+  CHECK(cfg.sessions.max_per_source == 5);
+  CHECK(cfg.sessions.header_timeout_ms == 2000);
+  CHECK(cfg.sessions.idle_timeout_ms == 3000);
+  CHECK(cfg.sessions.total_timeout_ms == 4000);
+  CHECK(cfg.origins.at("sessions.max_per_source") == "t.toml:31");
   CHECK(cfg.origins.at("protect") == "t.toml:1");
   CHECK(cfg.origins.at("marks.taken") == "t.toml:14");
 }
@@ -339,6 +352,18 @@ TEST_CASE("flags: override the file, --protect replaces the file's list", "[conf
   CHECK(cfg.marks.taken == 0x20);
   CHECK(cfg.origins.at("protect") == "--protect");
   CHECK(cfg.origins.at("prefilter") == "--no-prefilter");
+  const Config caps = from_toml("protect = [\"192.0.2.1\"]\n[sessions]\nmax = 10\n",
+                                {{"--max-sessions", "20"},
+                                 {"--max-sessions-per-source", "3"},
+                                 {"--session-header-timeout-ms", "1500"},
+                                 {"--session-idle-timeout-ms", "2500"},
+                                 {"--session-total-timeout-ms", "9000"}});
+  CHECK(caps.sessions.max == 20);
+  CHECK(caps.sessions.max_per_source == 3);
+  CHECK(caps.sessions.header_timeout_ms == 1500);
+  CHECK(caps.sessions.idle_timeout_ms == 2500);
+  CHECK(caps.sessions.total_timeout_ms == 9000);
+  CHECK(caps.origins.at("sessions.max") == "--max-sessions");
 
   CHECK(errors_of("", {{"--protect", "192.0.2.1"}, {"--route-table", "255"}}, false) ==
         std::vector<std::string>{"--route-table: routing.table: table 255 is reserved (0 "
@@ -417,6 +442,21 @@ TEST_CASE("validate: every rule and its message", "[config]") {
           c.limits.max_client_hello = acmegw::classifier::kHardMaxClientHello + 1;
           c.hold.max_total_bytes = 1u << 20;
         }) == V{"limits.max_client_hello: must be 256..65536, got 65537"});
+  CHECK(errs([](Config& c) {
+          c.sessions.max = 0;
+          c.sessions.max_per_source = 0;
+        }) == V{"sessions.max: must be at least 1",
+                "sessions.max_per_source: must be 1..sessions.max (0), got 0"});
+  CHECK(errs([](Config& c) { c.sessions.max_per_source = 4097; }) ==
+        V{"sessions.max_per_source: must be 1..sessions.max (4096), got 4097"});
+  CHECK(errs([](Config& c) { c.sessions.max_per_source = 0; }).size() == 1);
+  CHECK(errs([](Config& c) { c.sessions.idle_timeout_ms = 99; }) ==
+        V{"sessions.idle_timeout_ms: must be at least 100, got 99"});
+  CHECK(errs([](Config& c) { c.sessions.header_timeout_ms = 60'001; }) ==
+        V{"sessions.header_timeout_ms: must be 100..sessions.total_timeout_ms (60000), got "
+          "60001"});
+  // A relayed connection has only the idle timeout: idle may exceed total.
+  CHECK(errs([](Config& c) { c.sessions.idle_timeout_ms = 120'000; }).empty());
   // Several problems: all reported, none hides another.
   CHECK(errs([](Config& c) {
           c.marks.mask = 0x0f;
