@@ -24,9 +24,14 @@ using local = asio::local::stream_protocol;
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(local::socket socket, std::shared_ptr<const TokenServer::Handler> handler,
-          std::chrono::milliseconds timeout)
+          std::chrono::milliseconds timeout, std::shared_ptr<std::atomic<unsigned>> open)
       : socket_(std::move(socket)), timer_(socket_.get_executor()), handler_(std::move(handler)),
-        timeout_(timeout) {}
+        timeout_(timeout), open_(std::move(open)) {
+    open_->fetch_add(1, std::memory_order_relaxed);
+  }
+  ~Session() { open_->fetch_sub(1, std::memory_order_relaxed); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   void start() {
     timer_.expires_after(timeout_);
@@ -93,6 +98,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::streambuf in_{kMaxRequestLine};
   std::shared_ptr<const TokenServer::Handler> handler_;
   std::chrono::milliseconds timeout_;
+  std::shared_ptr<std::atomic<unsigned>> open_;  // the server's count; sessions may outlive it
   std::string reply_;
 };
 
@@ -217,16 +223,27 @@ void TokenServer::accept() {
       return;
     }
     if (!ec) {
-      std::make_shared<Session>(std::move(s), handler_, opt_.client_timeout)->start();
-      return accept();
+      std::make_shared<Session>(std::move(s), handler_, opt_.client_timeout, open_)->start();
     }
-    // EMFILE/ENFILE/ENOBUFS would fail again at once: retry after a pause instead of spinning.
-    retry_.expires_after(std::chrono::milliseconds{100});
-    retry_.async_wait([this](boost::system::error_code wec) {
-      if (!wec && acceptor_.is_open()) {
-        accept();
-      }
-    });
+    // At max_clients the next clients wait in the listen backlog (their own timeout bounds
+    // that) instead of costing an fd each; EMFILE/ENFILE/ENOBUFS would fail again at once.
+    if (ec || open_->load(std::memory_order_relaxed) >= opt_.max_clients) {
+      return accept_later();
+    }
+    accept();
+  });
+}
+
+void TokenServer::accept_later() {
+  retry_.expires_after(kAcceptRetry);
+  retry_.async_wait([this](boost::system::error_code wec) {
+    if (wec || !acceptor_.is_open()) {
+      return;
+    }
+    if (open_->load(std::memory_order_relaxed) >= opt_.max_clients) {
+      return accept_later();
+    }
+    accept();
   });
 }
 

@@ -3,6 +3,7 @@
 // `acmegw token add/remove/list` (and so the ACME client hooks) feed its TokenStore. Protocol: tokens.hpp. Access control is the socket file's mode, owner
 // and group; the socket is chmod/chown'ed between bind() and listen(), so no client can
 // connect while it is more permissive.
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -32,6 +33,8 @@ struct TokenServerOptions {
   ::uid_t owner = static_cast<::uid_t>(-1);  // -1: the process's
   ::gid_t group = static_cast<::gid_t>(-1);  // -1: the process's
   std::chrono::milliseconds client_timeout{5000};  // a client must send its line within this
+  // Connections served at once; more wait in the listen backlog until one ends.
+  unsigned max_clients = 64;
   std::string_view label = "token socket";          // names the socket in errors
 };
 
@@ -67,11 +70,14 @@ class TokenServer {
 
  private:
   void accept();
+  void accept_later();  // after kAcceptRetry, once below max_clients
+  static constexpr std::chrono::milliseconds kAcceptRetry{100};
 
   std::shared_ptr<const Handler> handler_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
   boost::asio::steady_timer retry_;  // accept back-off after a failed accept
   TokenServerOptions opt_;
+  std::shared_ptr<std::atomic<unsigned>> open_ = std::make_shared<std::atomic<unsigned>>(0);
 };
 
 // The `tokens` backend as `acmegw run` uses it: owns the store and serves the socket on a

@@ -142,6 +142,44 @@ TEST_CASE("TokenServer: a silent client is dropped at the deadline", "[backends]
   CHECK(request(opt.path, "list") == "ok 0\n");  // and still serves others
 }
 
+namespace {
+int connect_unix(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  path.copy(sa.sun_path, sizeof sa.sun_path - 1);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  return fd;
+}
+}  // namespace
+
+TEST_CASE("TokenServer: at max_clients the next client waits in the backlog, then is served",
+          "[backends][tokens]") {
+  TempDir d;
+  TokenServerOptions opt;
+  opt.path = (d.path() / "tokens.sock").string();
+  opt.max_clients = 2;
+  opt.client_timeout = 10s;  // the silent clients hold their places for the whole test
+  Running r{opt};
+  const int silent1 = connect_unix(opt.path);
+  const int silent2 = connect_unix(opt.path);
+  std::this_thread::sleep_for(300ms);  // both accepted: the server is at its cap
+
+  const auto start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration waited{};
+  std::string answer;
+  std::thread third([&] {
+    answer = request(opt.path, "list");
+    waited = std::chrono::steady_clock::now() - start;
+  });
+  std::this_thread::sleep_for(500ms);
+  ::close(silent1);  // a place frees: the waiting client is accepted and answered
+  third.join();
+  ::close(silent2);
+  CHECK(answer == "ok 0\n");
+  CHECK(waited >= 500ms);  // it was not served while the two held the server
+}
+
 TEST_CASE("token_request: no server is a clear error", "[backends][tokens]") {
   TempDir d;
   std::string error;
