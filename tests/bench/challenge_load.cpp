@@ -24,7 +24,8 @@
 //                       [--mode flood|slowloris|hold|noread] [--trickle-ms 1000]
 //                       [--keep-alive] [--after-answer]
 // flood prints one JSON object: flows, ok, failed, seconds, flows_per_s, p50_us, p90_us, p99_us,
-// max_us, then the failures by cause (connect_errors, resets, timeouts, bad_answer, emfile) and
+// max_us, then the failures by cause (connect_errors, resets, timeouts, bad_answer: wrong status
+// or body, bad_body: the expected status with a wrong body, emfile) and
 // statuses (count per HTTP status); exit 0 when every flow got the expected status (and BODY,
 // if given), else 1. The hold modes print mode, connections, established, connect_failed,
 // emfile, peer_closed, peer_reset, closed_after_p50_s, closed_after_max_s, still_open,
@@ -103,7 +104,8 @@ struct Flow {
 
 struct Totals {
   unsigned long started = 0, ok = 0, failed = 0;
-  unsigned long connect_errors = 0, resets = 0, timeouts = 0, bad_answer = 0, emfile = 0;
+  unsigned long connect_errors = 0, resets = 0, timeouts = 0, bad_answer = 0, bad_body = 0;
+  unsigned long emfile = 0;
   unsigned long established = 0, peer_closed = 0, peer_reset = 0, answered = 0, answer_failed = 0;
   std::map<int, unsigned long> statuses;
   std::vector<double> lat_us;
@@ -255,7 +257,8 @@ void random_token(std::array<char, kTokenLen>& out, std::uint64_t& state) {
 
 // The response is complete: head, then Content-Length bytes (or, without Content-Length, the
 // peer's EOF). Returns 1 complete and as expected, -1 complete or impossible but wrong, 0 need
-// more. `status` gets the response's status code once the head is complete.
+// more, -2 the expected status with the wrong body. `status` gets the response's status code
+// once the head is complete.
 int judge(const Flow& f, const Options& o, bool eof, int& status) {
   const std::string_view r(f.buf, f.got);
   const auto end = r.find("\r\n\r\n");
@@ -287,13 +290,13 @@ int judge(const Flow& f, const Options& o, bool eof, int& status) {
   }
   const std::string_view body = r.substr(end + 4, len);
   if (!o.expect.empty() && body != o.expect) {
-    return -1;
+    return -2;
   }
   if (!o.thumbprint.empty() &&
       (body.size() != kTokenLen + 1 + o.thumbprint.size() ||
        body.substr(0, kTokenLen) != std::string_view(f.token.data(), kTokenLen) ||
        body[kTokenLen] != '.' || body.substr(kTokenLen + 1) != o.thumbprint)) {
-    return -1;
+    return -2;
   }
   return 1;
 }
@@ -657,7 +660,10 @@ int main(int argc, char** argv) {
         if (status != 0) {
           ++t.statuses[status];
         }
-        finish(i, j > 0, status != 0 ? &t.bad_answer : &t.resets);
+        finish(i, j > 0, j == -2 ? &t.bad_body : status != 0 ? &t.bad_answer : &t.resets);
+        if (j == -2) {
+          ++t.bad_answer;  // bad_answer counts every wrong answer, bad_body those of them
+        }
       } else if (r == 0) {  // unreachable: judge() decides at EOF
         finish(i, false, &t.resets);
       }
@@ -697,10 +703,10 @@ int main(int argc, char** argv) {
       "{\"flows\": %lu, \"ok\": %lu, \"failed\": %lu, \"seconds\": %.3f, \"flows_per_s\": %.1f, "
       "\"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, \"max_us\": %.1f, "
       "\"connect_errors\": %lu, \"resets\": %lu, \"timeouts\": %lu, \"bad_answer\": %lu, "
-      "\"emfile\": %lu, \"statuses\": {%s}}\n",
+      "\"bad_body\": %lu, \"emfile\": %lu, \"statuses\": {%s}}\n",
       flows_done, t.ok, t.failed, secs, static_cast<double>(flows_done) / secs, pct(t.lat_us, 50),
       pct(t.lat_us, 90), pct(t.lat_us, 99), pct(t.lat_us, 100), t.connect_errors, t.resets,
-      t.timeouts, t.bad_answer, t.emfile, statuses.c_str());
+      t.timeouts, t.bad_answer, t.bad_body, t.emfile, statuses.c_str());
   ::close(ep);
   return t.failed == 0 ? 0 : 1;
 }
