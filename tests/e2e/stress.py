@@ -104,11 +104,13 @@ class Sampler:
 
 
 def status(lab: Lab, acmegw: str, control: str) -> Optional[dict]:
-    r = subprocess.run(["ip", "netns", "exec", lab.ns.fw, acmegw, "status", "--json", "--socket",
-                        control], capture_output=True, text=True, timeout=10)
+    """`acmegw status --json`, or None (not answering within 10 s: seen when acmegw is out of
+    fds, its control socket cannot accept)."""
     try:
+        r = subprocess.run(["ip", "netns", "exec", lab.ns.fw, acmegw, "status", "--json",
+                            "--socket", control], capture_output=True, text=True, timeout=10)
         return json.loads(r.stdout) if r.returncode == 0 else None
-    except ValueError:
+    except (ValueError, subprocess.TimeoutExpired):
         return None
 
 
@@ -625,7 +627,10 @@ def attack_restart(cfg: Config, checks: Checks, table: list) -> None:
         repaired = [s for s in left["sockets"] if not s.startswith("TIME-WAIT")]
         checks.check("restart: no acmegw sockets on production's address:port after the stop",
                      not repaired, "\n".join(left["sockets"][:20]))
-        row["sockets_left"] = left["sockets"][:10]
+        states: dict = {}
+        for sk in left["sockets"]:
+            states[sk.split()[0]] = states.get(sk.split()[0], 0) + 1
+        row["sockets_left"] = states
         row["restarts"] = cfg.restarts
         row["floods"] = [{k: f[k] for k in ("flows", "flows_per_s", "statuses")} for f in floods]
     finally:
