@@ -22,8 +22,8 @@ constexpr std::string_view kIn4Arpa = ".in-addr.arpa";
 constexpr std::string_view kIp6Arpa = ".ip6.arpa";
 // id-pe-acmeIdentifier (RFC 8737 §6.1).
 constexpr const char* kAcmeIdentifierOid = "1.3.6.1.5.5.7.1.31";
-constexpr long kValidBefore = 24L * 3600;      // notBefore: a day ago (clock skew)
-constexpr long kValidFor = 7L * 24 * 3600;     // notAfter: a week from now
+constexpr long kValidBefore = 24L * 3600;   // notBefore: a day ago (clock skew)
+constexpr long kValidFor = 7L * 24 * 3600;  // notAfter: a week from now
 
 template <typename T, void (*Free)(T*)>
 struct Deleter {
@@ -183,7 +183,8 @@ UniqueExtension make_san(const AlpnIdentifier& id) {
     GENERAL_NAME_set0_value(gn, GEN_IPADD, ip);
   } else {
     ASN1_IA5STRING* dns = ASN1_IA5STRING_new();
-    if (dns == nullptr || ASN1_STRING_set(dns, id.sni.data(), static_cast<int>(id.sni.size())) != 1) {
+    if (dns == nullptr ||
+        ASN1_STRING_set(dns, id.sni.data(), static_cast<int>(id.sni.size())) != 1) {
       ASN1_IA5STRING_free(dns);
       GENERAL_NAME_free(gn);
       return nullptr;
@@ -227,7 +228,8 @@ std::optional<AlpnIdentifier> parse_alpn_identifier(std::string_view text) {
     return std::nullopt;
   }
   const std::string s{text};
-  if (s.find(':') != std::string::npos || (s.find_first_not_of("0123456789.") == std::string::npos)) {
+  if (s.find(':') != std::string::npos ||
+      (s.find_first_not_of("0123456789.") == std::string::npos)) {
     const auto ip = parse_literal(s);
     if (!ip) {
       return std::nullopt;
@@ -273,14 +275,14 @@ std::shared_ptr<const AlpnCertificate> make_alpn_certificate(const UniqueEvpPkey
   }
   X509_NAME* subject = X509_get_subject_name(x.get());
   const std::string cn = id.sni.substr(0, 64);  // ub-common-name
-  const bool ok =
-      X509_set_version(x.get(), X509_VERSION_3) == 1 && set_serial(x.get()) &&
-      X509_gmtime_adj(X509_getm_notBefore(x.get()), -kValidBefore) != nullptr &&
-      X509_gmtime_adj(X509_getm_notAfter(x.get()), kValidFor) != nullptr &&
-      X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
-                                 reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
-                                 0) == 1 &&
-      X509_set_issuer_name(x.get(), subject) == 1 && X509_set_pubkey(x.get(), key.get()) == 1;
+  const bool ok = X509_set_version(x.get(), X509_VERSION_3) == 1 && set_serial(x.get()) &&
+                  X509_gmtime_adj(X509_getm_notBefore(x.get()), -kValidBefore) != nullptr &&
+                  X509_gmtime_adj(X509_getm_notAfter(x.get()), kValidFor) != nullptr &&
+                  X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
+                                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1,
+                                             -1, 0) == 1 &&
+                  X509_set_issuer_name(x.get(), subject) == 1 &&
+                  X509_set_pubkey(x.get(), key.get()) == 1;
   if (!ok) {
     error = openssl_error("certificate fields");
     return nullptr;

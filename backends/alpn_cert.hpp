@@ -3,9 +3,9 @@
 // exactly one subjectAltName equal to the identifier (a dNSName, or an iPAddress for an IP
 // identifier, whose SNI is its reverse name), and the critical id-pe-acmeIdentifier extension
 // (1.3.6.1.5.5.7.1.31) holding a DER OCTET STRING of SHA-256(key authorization).
+#include <array>
 #include <cstddef>
 #include <cstdint>
-#include <array>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -44,9 +44,10 @@ using AlpnDigest = std::array<std::uint8_t, 32>;
 // Builds and signs (with `key`, which it also carries) the acmeIdentifier certificate for
 // `id` and `digest`, valid from one day ago for 7 days. Returns null and sets `error` when
 // OpenSSL fails.
-[[nodiscard]] std::shared_ptr<const AlpnCertificate> make_alpn_certificate(
-    const UniqueEvpPkey& key, const AlpnIdentifier& id, const AlpnDigest& digest,
-    std::string& error);
+[[nodiscard]] std::shared_ptr<const AlpnCertificate> make_alpn_certificate(const UniqueEvpPkey& key,
+                                                                           const AlpnIdentifier& id,
+                                                                           const AlpnDigest& digest,
+                                                                           std::string& error);
 
 // One P-256 key per process and the certificates built from it, cached per (identifier,
 // digest): an ACME server validates from several perspectives at once, and each
@@ -70,7 +71,8 @@ class AlpnResponder {
  private:
   UniqueEvpPkey key_;
   mutable std::mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<const AlpnCertificate>> cache_;  // sni + digest bytes
+  std::unordered_map<std::string, std::shared_ptr<const AlpnCertificate>>
+      cache_;  // sni + digest bytes
   std::uint64_t built_ = 0;
   std::uint64_t failures_ = 0;
 };

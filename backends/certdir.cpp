@@ -29,8 +29,7 @@ bool is_stem_char(char c) noexcept {
 // grew past the cap after fstat.
 std::optional<std::string> read_capped(int fd) {
   std::string body(kMaxCertdirFile + 1, '\0');  // one spare byte detects growth
-  const auto r =
-      sys::read_full(fd, std::as_writable_bytes(std::span{body.data(), body.size()}));
+  const auto r = sys::read_full(fd, std::as_writable_bytes(std::span{body.data(), body.size()}));
   if (!r.ok() || r.value > kMaxCertdirFile) {
     return std::nullopt;
   }
@@ -169,8 +168,8 @@ std::shared_ptr<const AlpnCertificate> CertdirBackend::certificate(
         PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, const_cast<char*>(""))};
     if (!cert || !pkey) {
       ERR_clear_error();  // the queue is per thread: a later handshake must not see these
-      warn("certdir: " + *stem + (cert ? ".key.pem holds no PEM private key"
-                                       : ".crt.pem holds no PEM certificate"));
+      warn("certdir: " + *stem +
+           (cert ? ".key.pem holds no PEM private key" : ".crt.pem holds no PEM certificate"));
       return nullptr;
     }
     if (X509_check_private_key(cert.get(), pkey.get()) != 1) {

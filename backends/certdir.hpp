@@ -46,8 +46,8 @@ class CertdirBackend final : public TlsAnsweringBackend {
 
   // Opens `dir` (which must exist) and checks that openat2 works here. Returns nullptr and
   // sets `error` otherwise.
-  [[nodiscard]] static std::unique_ptr<CertdirBackend> create(const std::string& dir,
-                                                              WarnSink warn, std::string& error);
+  [[nodiscard]] static std::unique_ptr<CertdirBackend> create(const std::string& dir, WarnSink warn,
+                                                              std::string& error);
 
   // The certificate and key of DIR/IDENT.crt.pem + DIR/IDENT.key.pem. Null, cheaply, when
   // either file is missing or escapes DIR; null, counted in bad_files() and warned about, when

@@ -67,11 +67,11 @@ struct SessionStats {
   std::atomic<std::uint64_t> answered_redirect_https{0};
   std::atomic<std::uint64_t> bad_request{0};
   std::atomic<std::uint64_t> malformed_reset{0};
-  std::atomic<std::uint64_t> client_closed{0};  // ended by the client's FIN
-  std::atomic<std::uint64_t> idle_aborted{0};   // ended by the idle/drain deadline
+  std::atomic<std::uint64_t> client_closed{0};   // ended by the client's FIN
+  std::atomic<std::uint64_t> idle_aborted{0};    // ended by the idle/drain deadline
   std::atomic<std::uint64_t> header_timeout{0};  // a request head did not complete in time
   std::atomic<std::uint64_t> total_timeout{0};   // the session outlived total_timeout
-  std::atomic<std::uint64_t> io_errors{0};      // ended by a socket error (e.g. client RST)
+  std::atomic<std::uint64_t> io_errors{0};       // ended by a socket error (e.g. client RST)
   // Production closed first, we passed its FIN on, and SOCK_DESTROY of the resulting TIME_WAIT
   // failed (kernel without CONFIG_INET_DIAG_DESTROY): the client's next connection from that
   // port may be black-holed until it expires (DESIGN pitfall 6).

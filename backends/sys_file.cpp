@@ -4,6 +4,8 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <new>
+#include <vector>
 
 #include <fcntl.h>
 #include <grp.h>
@@ -39,7 +41,7 @@ SysResult<UniqueFd> open_beneath(int dirfd, const char* relative) noexcept {
 }
 
 SysResult<struct ::stat> fstat(int fd) noexcept {
-  struct ::stat st{};
+  struct ::stat st {};
   if (::fstat(fd, &st) != 0) {
     return {st, errno};
   }
@@ -47,7 +49,7 @@ SysResult<struct ::stat> fstat(int fd) noexcept {
 }
 
 SysResult<struct ::stat> lstat(const char* path) noexcept {
-  struct ::stat st{};
+  struct ::stat st {};
   if (::lstat(path, &st) != 0) {
     return {st, errno};
   }
@@ -187,6 +189,99 @@ SysResult<int> destroy_tcp_socket(const ::sockaddr* local, const ::sockaddr* rem
     return {-1, EPROTO};
   }
   return {ack.err.error == 0 ? 0 : -1, -ack.err.error};
+}
+
+namespace {
+
+// The address of one side of an inet_diag_sockid (ports and addresses in network order).
+::sockaddr_storage sockaddr_of(int family, const std::uint32_t* addr, std::uint16_t port) {
+  ::sockaddr_storage ss{};
+  if (family == AF_INET) {
+    auto* s4 = reinterpret_cast<::sockaddr_in*>(&ss);
+    s4->sin_family = AF_INET;
+    s4->sin_port = port;
+    std::memcpy(&s4->sin_addr, addr, sizeof s4->sin_addr);
+  } else {
+    auto* s6 = reinterpret_cast<::sockaddr_in6*>(&ss);
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = port;
+    std::memcpy(&s6->sin6_addr, addr, sizeof s6->sin6_addr);
+  }
+  return ss;
+}
+
+// One receive of the dump: appends its sockets; true once NLMSG_DONE arrived.
+SysResult<bool> read_dump_part(int fd, int family, std::vector<TcpSocketEntry>& out) {
+  alignas(::nlmsghdr) std::array<std::byte, 32 * 1024> buf{};
+  ssize_t n = 0;
+  do {
+    n = ::recv(fd, buf.data(), buf.size(), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    return {false, errno};
+  }
+  auto* h = reinterpret_cast<::nlmsghdr*>(buf.data());
+  for (auto left = static_cast<unsigned>(n); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+    if (h->nlmsg_type == NLMSG_DONE) {
+      return {true, 0};
+    }
+    if (h->nlmsg_type == NLMSG_ERROR) {
+      const auto* e = static_cast<const ::nlmsgerr*>(NLMSG_DATA(h));
+      return {false, e->error != 0 ? -e->error : EPROTO};
+    }
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof(::inet_diag_msg))) {
+      return {false, EPROTO};
+    }
+    const auto* m = static_cast<const ::inet_diag_msg*>(NLMSG_DATA(h));
+    TcpSocketEntry e;
+    e.local = sockaddr_of(family, m->id.idiag_src, m->id.idiag_sport);
+    e.remote = sockaddr_of(family, m->id.idiag_dst, m->id.idiag_dport);
+    e.cookie = m->id.idiag_cookie[0] | (std::uint64_t{m->id.idiag_cookie[1]} << 32u);
+    e.state = m->idiag_state;
+    e.inode = m->idiag_inode;
+    out.push_back(e);
+  }
+  return {false, 0};
+}
+
+}  // namespace
+
+SysResult<std::vector<TcpSocketEntry>> list_tcp_sockets(int family) noexcept {
+  constexpr unsigned kListen = 10;  // TCP_LISTEN
+  struct Request {
+    ::nlmsghdr nlh;
+    ::inet_diag_req_v2 req;
+  } msg{};
+  msg.nlh.nlmsg_len = sizeof msg;
+  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  msg.req.sdiag_family = static_cast<std::uint8_t>(family);
+  msg.req.sdiag_protocol = IPPROTO_TCP;
+  msg.req.idiag_states = ~(1u << kListen);
+  const UniqueFd fd{::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)};
+  if (!fd) {
+    return {{}, errno};
+  }
+  ::sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (::sendto(fd.get(), &msg, sizeof msg, 0, reinterpret_cast<const ::sockaddr*>(&kernel),
+               sizeof kernel) < 0) {
+    return {{}, errno};
+  }
+  try {
+    std::vector<TcpSocketEntry> out;
+    for (;;) {
+      const auto part = read_dump_part(fd.get(), family, out);
+      if (!part.ok()) {
+        return {{}, part.err};
+      }
+      if (part.value) {
+        return {std::move(out), 0};
+      }
+    }
+  } catch (const std::bad_alloc&) {
+    return {{}, ENOMEM};
+  }
 }
 
 }  // namespace acmegw::backends::sys

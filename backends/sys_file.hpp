@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -63,5 +64,18 @@ using acmegw::sys::UniqueFd;
 // socket exists.
 [[nodiscard]] SysResult<int> destroy_tcp_socket(const ::sockaddr* local, const ::sockaddr* remote,
                                                 std::uint64_t cookie) noexcept;
+
+// A TCP socket as one inet_diag dump reports it.
+struct TcpSocketEntry {
+  ::sockaddr_storage local{};
+  ::sockaddr_storage remote{};
+  std::uint64_t cookie = 0;
+  std::uint8_t state = 0;   // TCP_ESTABLISHED, TCP_FIN_WAIT1, ... (netinet/tcp.h)
+  std::uint32_t inode = 0;  // 0: no process holds it (an orphan, or a TIME_WAIT)
+};
+
+// Every TCP socket of `family` (AF_INET, AF_INET6) except listeners, TIME_WAIT included, from
+// one NETLINK_SOCK_DIAG dump. Startup/cleanup only: it allocates.
+[[nodiscard]] SysResult<std::vector<TcpSocketEntry>> list_tcp_sockets(int family) noexcept;
 
 }  // namespace acmegw::backends::sys

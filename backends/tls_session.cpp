@@ -6,11 +6,11 @@
 #include <stdexcept>
 #include <string>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 namespace acmegw::backends {
 namespace {
@@ -103,22 +103,22 @@ class TlsSession : public std::enable_shared_from_this<TlsSession> {
   }
 
   void read() {
-    client_.async_read_some(
-        asio::buffer(in_), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-          if (ec == asio::error::operation_aborted || self->done_) {
-            return;
-          }
-          if (ec == asio::error::eof) {
-            return self->on_client_eof();
-          }
-          if (ec) {
-            return self->fail();
-          }
-          if (BIO_write(self->rbio_, self->in_.data(), static_cast<int>(n)) != static_cast<int>(n)) {
-            return self->fail();
-          }
-          self->step();
-        });
+    client_.async_read_some(asio::buffer(in_), [self = shared_from_this()](
+                                                   boost::system::error_code ec, std::size_t n) {
+      if (ec == asio::error::operation_aborted || self->done_) {
+        return;
+      }
+      if (ec == asio::error::eof) {
+        return self->on_client_eof();
+      }
+      if (ec) {
+        return self->fail();
+      }
+      if (BIO_write(self->rbio_, self->in_.data(), static_cast<int>(n)) != static_cast<int>(n)) {
+        return self->fail();
+      }
+      self->step();
+    });
   }
 
   // Feeds what arrived through OpenSSL, sends what it produced, reads on.

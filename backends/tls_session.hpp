@@ -31,14 +31,14 @@ struct TlsSessionConfig {
 // One counter per outcome (STYLE §20); shared by every TLS session, updated from Asio threads.
 struct TlsSessionStats {
   std::atomic<std::uint64_t> started{0};
-  std::atomic<std::uint64_t> active{0};              // gauge
-  std::atomic<std::uint64_t> handshakes_ok{0};       // Finished exchanged, acme-tls/1 chosen
-  std::atomic<std::uint64_t> handshake_timeout{0};   // no Finished within handshake_timeout
-  std::atomic<std::uint64_t> handshake_failed{0};    // TLS alert/error (no acme-tls/1, bad hello)
-  std::atomic<std::uint64_t> handshake_eof{0};       // client closed before Finished
-  std::atomic<std::uint64_t> client_closed{0};       // ended by the client after the handshake
-  std::atomic<std::uint64_t> close_timeout{0};       // client did not close: aborted (RST)
-  std::atomic<std::uint64_t> io_errors{0};           // ended by a socket error (e.g. client RST)
+  std::atomic<std::uint64_t> active{0};             // gauge
+  std::atomic<std::uint64_t> handshakes_ok{0};      // Finished exchanged, acme-tls/1 chosen
+  std::atomic<std::uint64_t> handshake_timeout{0};  // no Finished within handshake_timeout
+  std::atomic<std::uint64_t> handshake_failed{0};   // TLS alert/error (no acme-tls/1, bad hello)
+  std::atomic<std::uint64_t> handshake_eof{0};      // client closed before Finished
+  std::atomic<std::uint64_t> client_closed{0};      // ended by the client after the handshake
+  std::atomic<std::uint64_t> close_timeout{0};      // client did not close: aborted (RST)
+  std::atomic<std::uint64_t> io_errors{0};          // ended by a socket error (e.g. client RST)
   // From the takeover until the handshake finished.
   LatencyHistogram handshake_latency;
 };

@@ -366,8 +366,9 @@ std::string TokenStore::execute(std::string_view line, Clock::time_point now) {
         return "error " + std::string{kBadIdentifier} + '\n';
       }
       // Hashed at once: the key authorization itself is never stored nor listed.
-      const AlpnDigest digest = c.digest.empty() ? keyauth_digest(c.keyauth)
-                                                 : decode_alpn_digest(c.digest).value_or(AlpnDigest{});
+      const AlpnDigest digest = c.digest.empty()
+                                    ? keyauth_digest(c.keyauth)
+                                    : decode_alpn_digest(c.digest).value_or(AlpnDigest{});
       if (const auto err = add_alpn(*id, digest, c.ttl, now)) {
         return "error " + std::string{*err} + '\n';
       }
@@ -391,8 +392,8 @@ std::string TokenStore::execute(std::string_view line, Clock::time_point now) {
       }
       for (const auto& [sni, e] : alpn_) {
         const auto left = std::chrono::ceil<std::chrono::seconds>(e.expires - now).count();
-        out += "alpn " + sni + ' ' + encode_alpn_digest(e.digest) + " ttl=" +
-               std::to_string(left) + '\n';
+        out += "alpn " + sni + ' ' + encode_alpn_digest(e.digest) + " ttl=" + std::to_string(left) +
+               '\n';
       }
       return out + "ok " + std::to_string(entries_.size() + alpn_.size()) + '\n';
     }

@@ -49,9 +49,9 @@ struct TokenCommand {
   std::string_view keyauth;     // Add; AddAlpn: TOKEN.THUMBPRINT, or empty when `digest` is set
   std::string_view identifier;  // AddAlpn, RemoveAlpn: as given (normalized by the store)
   std::string_view digest;      // AddAlpn: the 43 base64url characters after "digest=", or empty
-  std::string_view host;     // Add: empty = any host
+  std::string_view host;        // Add: empty = any host
   std::chrono::seconds ttl = kDefaultTokenTtl;  // Add, AddAlpn
-  std::string_view error;    // Invalid: a static message
+  std::string_view error;                       // Invalid: a static message
 };
 
 // Parses one request line (without its "\n"). Views point into `line`; `error` into static
@@ -81,8 +81,7 @@ class TokenStore {
   // Returns an error message when the store is full, else nullopt. Preconditions: arguments
   // valid as parse_token_command checks them.
   [[nodiscard]] std::optional<std::string_view> add(std::string_view token,
-                                                    std::string_view keyauth,
-                                                    std::string_view host,
+                                                    std::string_view keyauth, std::string_view host,
                                                     std::chrono::seconds ttl,
                                                     Clock::time_point now);
   // Removes `token`; false when it was not there.

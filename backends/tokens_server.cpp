@@ -25,8 +25,11 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(local::socket socket, std::shared_ptr<const TokenServer::Handler> handler,
           std::chrono::milliseconds timeout, std::shared_ptr<std::atomic<unsigned>> open)
-      : socket_(std::move(socket)), timer_(socket_.get_executor()), handler_(std::move(handler)),
-        timeout_(timeout), open_(std::move(open)) {
+      : socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        handler_(std::move(handler)),
+        timeout_(timeout),
+        open_(std::move(open)) {
     open_->fetch_add(1, std::memory_order_relaxed);
   }
   ~Session() { open_->fetch_sub(1, std::memory_order_relaxed); }
@@ -42,9 +45,8 @@ class Session : public std::enable_shared_from_this<Session> {
       }
     });
     asio::async_read_until(socket_, in_, '\n',
-                           [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                             self->on_read(ec, n);
-                           });
+                           [self = shared_from_this()](boost::system::error_code ec,
+                                                       std::size_t n) { self->on_read(ec, n); });
   }
 
  private:
@@ -105,7 +107,7 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 std::optional<TokenServerOptions> parse_token_socket_spec(std::string_view spec,
-                                                         std::string& error) {
+                                                          std::string& error) {
   TokenServerOptions opt;
   const auto comma = spec.find(',');
   opt.path = std::string{spec.substr(0, comma)};
@@ -122,8 +124,8 @@ std::optional<TokenServerOptions> parse_token_socket_spec(std::string_view spec,
     const auto key = item.substr(0, eq);
     const std::string value{eq == std::string_view::npos ? "" : item.substr(eq + 1)};
     unsigned long number = 0;
-    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number,
-                                           key == "mode" ? 8 : 10);
+    const auto [end, ec] =
+        std::from_chars(value.data(), value.data() + value.size(), number, key == "mode" ? 8 : 10);
     const bool numeric = !value.empty() && ec == std::errc{} && end == value.data() + value.size();
     if (key == "mode") {
       if (!numeric || number > 0777) {
@@ -164,7 +166,9 @@ TokenServer::TokenServer(asio::io_context& io, TokenStore& store)
 TokenServer::TokenServer(asio::io_context& io, Handler handler)
     : handler_(std::make_shared<const Handler>(std::move(handler))), acceptor_(io), retry_(io) {}
 
-TokenServer::~TokenServer() { stop(); }
+TokenServer::~TokenServer() {
+  stop();
+}
 
 std::optional<std::string> TokenServer::start(const TokenServerOptions& opt) {
   opt_ = opt;
@@ -172,7 +176,8 @@ std::optional<std::string> TokenServer::start(const TokenServerOptions& opt) {
   const auto fail = [&](std::string_view what, int err) {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
-    return std::string{opt_.label} + " " + opt_.path + ": " + std::string{what} + ": " + std::strerror(err);
+    return std::string{opt_.label} + " " + opt_.path + ": " + std::string{what} + ": " +
+           std::strerror(err);
   };
   // A socket file left by a previous run is replaced; anything else at the path is an error.
   if (const auto st = sys::lstat(path); st.ok()) {

@@ -1,8 +1,8 @@
 #pragma once
 // The `tokens` backend (DESIGN.md §3) and the unix socket through which
-// `acmegw token add/remove/list` (and so the ACME client hooks) feed its TokenStore. Protocol: tokens.hpp. Access control is the socket file's mode, owner
-// and group; the socket is chmod/chown'ed between bind() and listen(), so no client can
-// connect while it is more permissive.
+// `acmegw token add/remove/list` (and so the ACME client hooks) feed its TokenStore. Protocol:
+// tokens.hpp. Access control is the socket file's mode, owner and group; the socket is
+// chmod/chown'ed between bind() and listen(), so no client can connect while it is more permissive.
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -30,12 +30,13 @@ inline constexpr std::string_view kDefaultTokenSocket = "/run/acmegw/tokens.sock
 struct TokenServerOptions {
   std::string path{kDefaultTokenSocket};
   ::mode_t mode = 0600;
-  ::uid_t owner = static_cast<::uid_t>(-1);  // -1: the process's
-  ::gid_t group = static_cast<::gid_t>(-1);  // -1: the process's
+  ::uid_t owner = static_cast<::uid_t>(-1);        // -1: the process's
+  ::gid_t group = static_cast<::gid_t>(-1);        // -1: the process's
   std::chrono::milliseconds client_timeout{5000};  // a client must send its line within this
-  // Connections served at once; more wait in the listen backlog until one ends.
-  unsigned max_clients = 64;
-  std::string_view label = "token socket";          // names the socket in errors
+  // Connections served at once; more wait in the listen backlog until one ends. Bounds the
+  // fds a local peer can take from the sessions (the socket is the owner's only, by default).
+  unsigned max_clients = 256;
+  std::string_view label = "token socket";  // names the socket in errors
 };
 
 // Parses the value of `--backend tokens=SPEC`: "PATH[,mode=OCTAL][,owner=USER][,group=GROUP]"

@@ -31,20 +31,20 @@ enum class ChallengeType : std::uint8_t { None, Http01, TlsAlpn01 };
 // Why a flow went to production (or None for a challenge / undecided flow).
 enum class Reason : std::uint8_t {
   None,
-  Empty,              // no bytes at all (only from classify(): an empty stream at close)
-  NotHttp,            // bytes cannot start an HTTP/1.x request (TLS, SSH, HTTP/2 preface, binary)
-  Method,             // HTTP method other than GET/HEAD
-  Path,               // target is not /.well-known/acme-challenge/<token>
-  Token,              // challenge prefix, but the token is empty, too long or has bad characters
-  Version,            // not HTTP/1.0 or HTTP/1.1 (includes HTTP/0.9)
-  MalformedHead,      // request line ok, header section malformed
-  LimitReached,       // no decision within Limits (caller-side mapping of NeedMore)
-  Incomplete,         // stream ended before a decision (classify() with at_end)
-  NotTls,             // not a TLS handshake record
-  NotClientHello,     // TLS, but the first handshake message is not a ClientHello
-  MalformedTls,       // inconsistent lengths inside the records/ClientHello
-  NoAlpn,             // ClientHello without ALPN
-  AlpnOther,          // ALPN present but not exactly ["acme-tls/1"]
+  Empty,           // no bytes at all (only from classify(): an empty stream at close)
+  NotHttp,         // bytes cannot start an HTTP/1.x request (TLS, SSH, HTTP/2 preface, binary)
+  Method,          // HTTP method other than GET/HEAD
+  Path,            // target is not /.well-known/acme-challenge/<token>
+  Token,           // challenge prefix, but the token is empty, too long or has bad characters
+  Version,         // not HTTP/1.0 or HTTP/1.1 (includes HTTP/0.9)
+  MalformedHead,   // request line ok, header section malformed
+  LimitReached,    // no decision within Limits (caller-side mapping of NeedMore)
+  Incomplete,      // stream ended before a decision (classify() with at_end)
+  NotTls,          // not a TLS handshake record
+  NotClientHello,  // TLS, but the first handshake message is not a ClientHello
+  MalformedTls,    // inconsistent lengths inside the records/ClientHello
+  NoAlpn,          // ClientHello without ALPN
+  AlpnOther,       // ALPN present but not exactly ["acme-tls/1"]
   // ALPN exactly ["acme-tls/1"] but no SNI: RFC 8737 §3 says a CA always names the identifier
   // in SNI, so such a hello is not a validation; production may answer it (Caddy, certmagic).
   NoSni,
@@ -75,10 +75,10 @@ struct Classification {
   ChallengeType challenge = ChallengeType::None;
   Reason reason = Reason::None;
   // Views into the caller's `prefix`; valid while that buffer lives and is unchanged.
-  std::string_view token;  // http-01 token on Challenge
-  std::string_view sni;    // TLS server_name, if present
-  std::string_view alpn;   // TLS ALPN extension body (wire format: len-prefixed names), if any
-  HostName host;           // HTTP Host name (lower-cased, no port, no [] for v6) or TLS SNI
+  std::string_view token;       // http-01 token on Challenge
+  std::string_view sni;         // TLS server_name, if present
+  std::string_view alpn;        // TLS ALPN extension body (wire format: len-prefixed names), if any
+  HostName host;                // HTTP Host name (lower-cased, no port, no [] for v6) or TLS SNI
   std::uint16_t host_port = 0;  // port from Host: name:port, 0 when absent
   std::size_t head_len = 0;     // HTTP: bytes of the request head consumed when decided
 };

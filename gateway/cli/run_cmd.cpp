@@ -25,11 +25,17 @@
 #include "gateway/nfq/log.hpp"
 #include "gateway/rules/install.hpp"
 #include "gateway/sys/checks.hpp"
+#include "gateway/sys/process.hpp"
 #include "gateway/sys/signals.hpp"
+#include "gateway/takeover/leftovers.hpp"
 #include "gateway/takeover/make_takeover.hpp"
 
 namespace acmegw::cli {
 namespace {
+
+// Sockets besides the sessions: queues, conntrack, rtnetlink, raw RST sockets, the token and
+// control sockets and their clients (256 each), metrics, logs.
+constexpr std::uint64_t kFixedFds = 1024;
 
 spdlog::level::level_enum to_spdlog(gateway::LogLevel l) noexcept {
   switch (l) {
@@ -195,6 +201,20 @@ std::string status_document(const gateway::Config& cfg, const nfq::Engine& engin
   return metrics::status_json(in).dump();
 }
 
+// Every session holds a socket; at EMFILE a takeover fails at step socket (fail-open), so the
+// soft limit is raised to cover --max-sessions plus the fixed sockets, or the shortfall said.
+void check_fd_limit(std::uint32_t max_sessions) {
+  const std::uint64_t wanted = std::uint64_t{max_sessions} + kFixedFds;
+  const auto lim = sys::raise_fd_limit(wanted);
+  if (lim.value < wanted) {
+    nfq::logger("takeover")
+        ->warn(
+            "run: open-file limit {} is below --max-sessions {} + {}: beyond it takeovers fail "
+            "at step socket and go to production (systemd: LimitNOFILE={})",
+            lim.value, max_sessions, kFixedFds, wanted);
+  }
+}
+
 int run(const RunOptions& opts) {
   const gateway::Config cfg = load_config(opts.config);
   require_ready(rules::install_needs(cfg));
@@ -213,6 +233,18 @@ int run(const RunOptions& opts) {
   const std::unique_ptr<takeover::RepairTakeover> tko =
       cfg.has_backend() ? takeover::make_takeover(cfg) : nullptr;
   takeover::Takeover* const takeover = tko.get();
+  if (tko) {
+    check_fd_limit(cfg.sessions.max);
+    const auto left = takeover::destroy_leftover_sockets(cfg.protect);
+    if (left.destroyed > 0 || left.failed > 0) {
+      nfq::logger("takeover")
+          ->warn("takeover: {} socket(s) a previous acmegw left on protected endpoints destroyed{}",
+                 left.destroyed,
+                 left.failed > 0
+                     ? fmt::format(", {} could not be ({})", left.failed, std::strerror(left.err))
+                     : std::string{});
+    }
+  }
 
   // Bind the queues before the rules exist: the queue rule then never sees a missing listener
   // (which --queue-bypass would turn into a silent pass).

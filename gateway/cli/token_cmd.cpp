@@ -1,8 +1,8 @@
-// `acmegw token add|remove|add-alpn|remove-alpn|list`: feeds the `tokens` backend of a running `acmegw run` through
-// its unix socket (protocol: backends/tokens.hpp). Used by the ACME client hooks in
-// scripts/hooks/. Exit status: 0 done, 1 refused by the server or server unreachable,
-// 2 invalid arguments (checked here with the server's own validator, so hooks fail early with
-// the same message).
+// `acmegw token add|remove|add-alpn|remove-alpn|list`: feeds the `tokens` backend of a running
+// `acmegw run` through its unix socket (protocol: backends/tokens.hpp). Used by the ACME client
+// hooks in scripts/hooks/. Exit status: 0 done, 1 refused by the server or server unreachable, 2
+// invalid arguments (checked here with the server's own validator, so hooks fail early with the
+// same message).
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -86,13 +86,15 @@ void add_token_command(CLI::App& app) {
       ->option_text("PATH")
       ->capture_default_str();
 
-  CLI::App* add = tok->add_subcommand("add", "Serve KEYAUTH for TOKEN until it expires or is removed");
+  CLI::App* add =
+      tok->add_subcommand("add", "Serve KEYAUTH for TOKEN until it expires or is removed");
   add->add_option("TOKEN", o->token, "Challenge token, [A-Za-z0-9_-]{1,255}")->required();
   add->add_option("KEYAUTH", o->keyauth, "Key authorization: TOKEN.THUMBPRINT")->required();
   add->add_option("--ttl", o->ttl, "Seconds until the token expires (1..604800)")
       ->option_text("SECONDS")
       ->capture_default_str();
-  add->add_option("--host", o->host, "Answer only for this Host (default: any)")->option_text("NAME");
+  add->add_option("--host", o->host, "Answer only for this Host (default: any)")
+      ->option_text("NAME");
   add->callback([o] {
     bk::TokenCommand c;
     c.op = bk::TokenCommand::Op::Add;

@@ -658,9 +658,8 @@ std::vector<ConfigError> validate(const Config& cfg, ConfigUse use) {
     fail("sessions.max", "must be at least 1");
   }
   if (sl.max_per_source == 0 || sl.max_per_source > sl.max) {
-    fail("sessions.max_per_source",
-         "must be 1..sessions.max (" + std::to_string(sl.max) + "), got " +
-             std::to_string(sl.max_per_source));
+    fail("sessions.max_per_source", "must be 1..sessions.max (" + std::to_string(sl.max) +
+                                        "), got " + std::to_string(sl.max_per_source));
   }
   for (const auto& [key, ms] : {std::pair{"sessions.idle_timeout_ms", sl.idle_timeout_ms},
                                 std::pair{"sessions.total_timeout_ms", sl.total_timeout_ms}}) {
@@ -670,9 +669,10 @@ std::vector<ConfigError> validate(const Config& cfg, ConfigUse use) {
     }
   }
   if (sl.header_timeout_ms < kMinSessionTimeoutMs || sl.header_timeout_ms > sl.total_timeout_ms) {
-    fail("sessions.header_timeout_ms",
-         "must be " + std::to_string(kMinSessionTimeoutMs) + "..sessions.total_timeout_ms (" +
-             std::to_string(sl.total_timeout_ms) + "), got " + std::to_string(sl.header_timeout_ms));
+    fail("sessions.header_timeout_ms", "must be " + std::to_string(kMinSessionTimeoutMs) +
+                                           "..sessions.total_timeout_ms (" +
+                                           std::to_string(sl.total_timeout_ms) + "), got " +
+                                           std::to_string(sl.header_timeout_ms));
   }
 
   if (cfg.limits.max_http_head < kMinHttpHead ||

@@ -466,10 +466,11 @@ void Queue::takeover_failed(const flow::Result& r, const takeover::TakeoverResul
   stats_.takeovers_failed.inc();
   stats_.takeover_failed_by_step[static_cast<std::size_t>(t.failed_step)].inc();
   if (takeover_warn_.allow(now_)) {
-    tko_log_->warn("takeover: {} failed at {}: {}; flow sent to production ({} more since the "
-                   "last report, at most one per {} s; takeover_failed_by_step counts all)",
-                   describe_key(r.flow.key), takeover::to_string(t.failed_step),
-                   std::strerror(t.err), takeover_warn_.suppressed, kLogInterval.count());
+    tko_log_->warn(
+        "takeover: {} failed at {}: {}; flow sent to production ({} more since the "
+        "last report, at most one per {} s; takeover_failed_by_step counts all)",
+        describe_key(r.flow.key), takeover::to_string(t.failed_step), std::strerror(t.err),
+        takeover_warn_.suppressed, kLogInterval.count());
     takeover_warn_.suppressed = 0;
   }
   release(r, cfg_.marks.pass, flow::Cause::TakeoverFailed);

@@ -34,7 +34,7 @@ namespace acmegw::nfq {
   X(takeovers_ok, "challenge flows taken over")                                                \
   X(takeovers_failed, "takeovers that failed (flow sent to production)")                       \
   X(challenge_passed_no_backend, "challenge flows sent to production: no takeover configured") \
-  X(flows_redirected, "non-challenge flows taken over for policy redirect-https")             \
+  X(flows_redirected, "non-challenge flows taken over for policy redirect-https")              \
   X(flows_rejected, "non-challenge flows taken over and reset (policy reject)")                \
   X(flows_dropped, "non-challenge flows dropped in the kernel (policy drop)")                  \
   X(verdicts, "verdicts sent")                                                                 \
@@ -56,8 +56,7 @@ class Counter {
   std::atomic<std::uint64_t> v_{0};
 };
 
-inline constexpr std::size_t kReasonCount =
-    static_cast<std::size_t>(classifier::Reason::NoSni) + 1;
+inline constexpr std::size_t kReasonCount = static_cast<std::size_t>(classifier::Reason::NoSni) + 1;
 inline constexpr std::size_t kStepCount =
     static_cast<std::size_t>(takeover::TakeoverStep::Handoff) + 1;
 

@@ -27,12 +27,12 @@ constexpr std::uint16_t kJsetK = 0x45;    // BPF_JMP | BPF_JSET | BPF_K
 constexpr std::uint16_t kRetK = 0x06;     // BPF_RET | BPF_K
 constexpr std::uint16_t kClassMask = 0x07;
 constexpr std::uint16_t kJmpClass = 0x05;  // BPF_JMP
-constexpr std::uint16_t kLdLen = 0x80;    // BPF_LD | BPF_W | BPF_LEN: A = packet length
-constexpr std::uint16_t kLdMem = 0x60;    // BPF_LD | BPF_MEM: A = M[k]
-constexpr std::uint16_t kLdxMem = 0x61;   // BPF_LDX | BPF_MEM: X = M[k]
-constexpr std::uint16_t kSt = 0x02;       // BPF_ST: M[k] = A
-constexpr std::uint16_t kStx = 0x03;      // BPF_STX: M[k] = X
-constexpr std::uint16_t kJgeX = 0x3d;     // BPF_JMP | BPF_JGE | BPF_X
+constexpr std::uint16_t kLdLen = 0x80;     // BPF_LD | BPF_W | BPF_LEN: A = packet length
+constexpr std::uint16_t kLdMem = 0x60;     // BPF_LD | BPF_MEM: A = M[k]
+constexpr std::uint16_t kLdxMem = 0x61;    // BPF_LDX | BPF_MEM: X = M[k]
+constexpr std::uint16_t kSt = 0x02;        // BPF_ST: M[k] = A
+constexpr std::uint16_t kStx = 0x03;       // BPF_STX: M[k] = X
+constexpr std::uint16_t kJgeX = 0x3d;      // BPF_JMP | BPF_JGE | BPF_X
 constexpr std::uint16_t kTax = 0x07;       // BPF_MISC | BPF_TAX
 constexpr std::uint16_t kTxa = 0x87;       // BPF_MISC | BPF_TXA
 }  // namespace op
@@ -331,8 +331,8 @@ std::vector<BpfInsn> build_prefilter(Family family, std::span<const std::string_
 
 std::vector<BpfInsn> build_tls_prefilter(Family family) {
   // TLS record and handshake header offsets in the payload (RFC 8446 §5.1, §4).
-  constexpr std::uint32_t kContentType = 0;      // 22 = handshake
-  constexpr std::uint32_t kRecordLength = 3;     // 2 bytes
+  constexpr std::uint32_t kContentType = 0;   // 22 = handshake
+  constexpr std::uint32_t kRecordLength = 3;  // 2 bytes
   constexpr std::uint32_t kRecordHeader = 5;
   constexpr std::uint32_t kHandshakeType = 5;    // 1 = ClientHello
   constexpr std::uint32_t kHandshakeLength = 6;  // 3 bytes: the high one, then the low two

@@ -1,5 +1,6 @@
 #include "gateway/sys/process.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <csignal>
@@ -9,6 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -238,6 +240,22 @@ SysResult<ProcessOutput> run_process(std::span<const std::string> argv, std::str
   }
   result.status = status.value;
   return {std::move(result), 0};
+}
+
+SysResult<std::uint64_t> raise_fd_limit(std::uint64_t wanted) noexcept {
+  ::rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+    return {0, errno};
+  }
+  if (lim.rlim_cur >= wanted) {
+    return {lim.rlim_cur, 0};
+  }
+  const ::rlim_t before = lim.rlim_cur;
+  lim.rlim_cur = lim.rlim_max == RLIM_INFINITY ? wanted : std::min<::rlim_t>(wanted, lim.rlim_max);
+  if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+    return {before, errno};
+  }
+  return {lim.rlim_cur, 0};
 }
 
 }  // namespace acmegw::sys

@@ -3,6 +3,7 @@
 // posix_spawn with an explicit argv, never a shell, so no configuration value is ever parsed by
 // /bin/sh. Control plane only (startup, shutdown, `acmegw rules`).
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -32,5 +33,9 @@ inline constexpr std::string_view kToolDirs[] = {"/usr/sbin", "/sbin", "/usr/bin
 [[nodiscard]] SysResult<ProcessOutput> run_process(
     std::span<const std::string> argv, std::string_view input = {},
     std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// Raises the soft RLIMIT_NOFILE toward `wanted`, never above the hard limit (systemd's default
+// soft limit of 1024 is for select() users; acmegw uses none). Returns the soft limit in force.
+[[nodiscard]] SysResult<std::uint64_t> raise_fd_limit(std::uint64_t wanted) noexcept;
 
 }  // namespace acmegw::sys

@@ -35,12 +35,12 @@ std::vector<std::string> sans(X509* x) {
   for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names); ++i) {
     const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, i);
     if (gn->type == GEN_DNS) {
-      out.push_back("DNS:" + std::string(reinterpret_cast<const char*>(
-                                             ASN1_STRING_get0_data(gn->d.dNSName)),
-                                         ASN1_STRING_length(gn->d.dNSName)));
+      out.push_back("DNS:" +
+                    std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(gn->d.dNSName)),
+                                ASN1_STRING_length(gn->d.dNSName)));
     } else if (gn->type == GEN_IPADD) {
-      out.push_back("IP:" + hex(ASN1_STRING_get0_data(gn->d.iPAddress),
-                                ASN1_STRING_length(gn->d.iPAddress)));
+      out.push_back(
+          "IP:" + hex(ASN1_STRING_get0_data(gn->d.iPAddress), ASN1_STRING_length(gn->d.iPAddress)));
     } else {
       out.push_back("other");
     }
@@ -71,10 +71,11 @@ TEST_CASE("parse_alpn_identifier: names, literals, reverse names", "[backends][a
   REQUIRE(v6);
   CHECK(v6->ip == std::string("\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0\x01", 16));
   CHECK_FALSE(parse_alpn_identifier("www.example.com")->ip);
-  for (const std::string_view bad : std::vector<std::string_view>{"", "*.example.com", "a..b", ".a", "-a.example", "a-.example", "a_b.example", "a b",
-        "1.2.3.4.5", "256.1.1.1", "1.2.3.in-addr.arpa", "01.2.3.4.in-addr.arpa",
-        "999.2.3.4.in-addr.arpa", "0.1.ip6.arpa", "2001:db8::g", "example.com..",
-        std::string_view{"a\0b", 3}}) {
+  for (const std::string_view bad : std::vector<std::string_view>{
+           "", "*.example.com", "a..b", ".a", "-a.example", "a-.example", "a_b.example", "a b",
+           "1.2.3.4.5", "256.1.1.1", "1.2.3.in-addr.arpa", "01.2.3.4.in-addr.arpa",
+           "999.2.3.4.in-addr.arpa", "0.1.ip6.arpa", "2001:db8::g", "example.com..",
+           std::string_view{"a\0b", 3}}) {
     CAPTURE(bad);
     CHECK_FALSE(parse_alpn_identifier(bad));
   }
@@ -98,8 +99,7 @@ TEST_CASE("make_alpn_certificate: one SAN, critical acmeIdentifier = 04 20 || di
   const auto key = acmegw::backends::generate_p256_key();
   REQUIRE(key);
   const AlpnDigest digest = keyauth_digest("token.thumbprint");
-  for (const auto& [ident, want_san] :
-       std::vector<std::pair<std::string, std::string>>{
+  for (const auto& [ident, want_san] : std::vector<std::pair<std::string, std::string>>{
            {"www.example.com", "DNS:www.example.com"},
            {"192.0.2.7", "IP:c0000207"},
            {"2001:db8::1", "IP:20010db8000000000000000000000001"}}) {

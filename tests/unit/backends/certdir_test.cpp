@@ -89,8 +89,9 @@ TEST_CASE("CertdirBackend: serves the client's files, re-reads them when they ch
   CHECK(b->certificate("www.example.com") == got);  // unchanged files: the cached pair
   // A new challenge for the same name: the client rewrites both files.
   const auto again = write_pair(d, "www.example.com", "www.example.com", "b.thumb");
-  fs::last_write_time(d.path() / "www.example.com.crt.pem",
-                      fs::last_write_time(d.path() / "www.example.com.crt.pem") + std::chrono::seconds{1});
+  fs::last_write_time(
+      d.path() / "www.example.com.crt.pem",
+      fs::last_write_time(d.path() / "www.example.com.crt.pem") + std::chrono::seconds{1});
   const auto fresh = b->certificate("www.example.com");
   REQUIRE(fresh);
   CHECK(X509_cmp(fresh->cert.get(), again->cert.get()) == 0);
@@ -108,8 +109,10 @@ TEST_CASE("CertdirBackend: bad files are refused, counted and warned about; noth
   std::vector<std::string> warnings;
   const auto b = open(d, &warnings);
   write_pair(outside, "secret.example", "secret.example", "x.thumb");
-  fs::create_symlink(outside.path() / "secret.example.crt.pem", d.path() / "secret.example.crt.pem");
-  fs::create_symlink(outside.path() / "secret.example.key.pem", d.path() / "secret.example.key.pem");
+  fs::create_symlink(outside.path() / "secret.example.crt.pem",
+                     d.path() / "secret.example.crt.pem");
+  fs::create_symlink(outside.path() / "secret.example.key.pem",
+                     d.path() / "secret.example.key.pem");
   CHECK(b->certificate("secret.example") == nullptr);  // a symlink out of DIR: absent
   CHECK(b->bad_files() == 0);
 
@@ -132,7 +135,7 @@ TEST_CASE("CertdirBackend: bad files are refused, counted and warned about; noth
   d.write("dir.example.key.pem", pem_of(two->key.get()));
   CHECK(b->certificate("dir.example") == nullptr);
   CHECK(b->bad_files() == 4);
-  CHECK(warnings.size() == 1);  // rate-limited: one line per 10 s
+  CHECK(warnings.size() == 1);                      // rate-limited: one line per 10 s
   CHECK(b->certificate("two.example") != nullptr);  // the good pair is still served
 }
 

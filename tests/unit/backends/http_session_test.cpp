@@ -80,8 +80,7 @@ struct Lab {
   std::thread t1, t2;
 
   explicit Lab(std::chrono::milliseconds idle = 5s, bool relay_only = false,
-               bool redirect_https = false,
-               const std::function<void(SessionConfig&)>& tune = {}) {
+               bool redirect_https = false, const std::function<void(SessionConfig&)>& tune = {}) {
     std::string err;
     backend = ThumbprintBackend::create(kThumb, err);
     cfg.idle_timeout = idle;
@@ -295,14 +294,15 @@ TEST_CASE("session: a slowloris head is reset at the header timeout though bytes
   CHECK(lab.stats.idle_aborted == 0);
 }
 
-TEST_CASE("session: between keep-alive requests only the idle timeout holds; each head has the "
-          "header timeout",
-          "[backends][session]") {
+TEST_CASE(
+    "session: between keep-alive requests only the idle timeout holds; each head has the "
+    "header timeout",
+    "[backends][session]") {
   Lab lab{10s, false, false, [](SessionConfig& c) { short_head_and_total(c, 60s); }};
   const std::string body = "t." + std::string(kThumb);
   lab.send("GET /.well-known/acme-challenge/t HTTP/1.1\r\nHost: a\r\n\r\n");
   CHECK(lab.read(response_200(body).size()) == response_200(body));
-  CHECK(lab.next_read_error(1s) == asio::error::would_block);  // idle, 3x the header timeout
+  CHECK(lab.next_read_error(1s) == asio::error::would_block);    // idle, 3x the header timeout
   lab.send("GET /.well-known/acme-challenge/t HTTP/1.1\r\nHo");  // then nothing
   CHECK(lab.next_read_error(5s) == asio::error::connection_reset);
   CHECK(lab.stats.header_timeout == 1);

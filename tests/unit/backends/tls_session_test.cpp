@@ -14,11 +14,11 @@
 #include <thread>
 #include <vector>
 
+#include <openssl/ssl.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <openssl/ssl.h>
 
 #include "backends/alpn_cert.hpp"
 #include "backends/tls_session.hpp"

@@ -70,7 +70,7 @@ TEST_CASE("TokenServer: add, list, remove over the socket", "[backends][tokens]"
   opt.path = (d.path() / "tokens.sock").string();
   Running r{opt};
 
-  struct stat st{};
+  struct stat st {};
   REQUIRE(::lstat(opt.path.c_str(), &st) == 0);
   CHECK(S_ISSOCK(st.st_mode));
   CHECK((st.st_mode & 07777) == 0600);
@@ -92,7 +92,7 @@ TEST_CASE("TokenServer: mode, stale socket, refusal to clobber", "[backends][tok
   opt.mode = 0660;
   {
     Running r{opt};
-    struct stat st{};
+    struct stat st {};
     REQUIRE(::lstat(opt.path.c_str(), &st) == 0);
     CHECK((st.st_mode & 07777) == 0660);
   }
@@ -196,7 +196,8 @@ TEST_CASE("TokensBackend: a token added over the socket is answered", "[backends
   INFO(error);
   REQUIRE(b);
   CHECK(b->name() == "tokens");
-  const ChallengeRequest req{"GET", "tok-1", "www.example.com", "/.well-known/acme-challenge/tok-1"};
+  const ChallengeRequest req{"GET", "tok-1", "www.example.com",
+                             "/.well-known/acme-challenge/tok-1"};
   CHECK(b->answer(req).kind == Answer::Kind::NotFound);
 
   CHECK(request(opt.path, "add tok-1 " + kKeyauth + " host=WWW.example.com") == "ok\n");
@@ -212,8 +213,8 @@ TEST_CASE("TokensBackend: a token added over the socket is answered", "[backends
   b.reset();
   CHECK_FALSE(std::filesystem::exists(opt.path));
   std::string err2;
-  CHECK_FALSE(TokensBackend::create(TokenServerOptions{(d.path() / "no/such/dir.sock").string()},
-                                    err2));
+  CHECK_FALSE(
+      TokensBackend::create(TokenServerOptions{(d.path() / "no/such/dir.sock").string()}, err2));
   CHECK(err2.find("bind") != std::string::npos);
 }
 
@@ -268,7 +269,7 @@ TEST_CASE("TokenServer: owner and group are applied to the socket file", "[backe
   opt.group = 65534;  // nogroup
   opt.mode = 0660;
   Running r{opt};
-  struct stat st{};
+  struct stat st {};
   REQUIRE(::lstat(opt.path.c_str(), &st) == 0);
   CHECK(st.st_uid == 65534U);
   CHECK(st.st_gid == 65534U);

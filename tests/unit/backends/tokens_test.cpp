@@ -117,7 +117,8 @@ TEST_CASE("TokenStore::execute: the wire responses", "[backends][tokens]") {
         "token tok-1 " + kKeyauth + " ttl=29 host=www.example.com\nok 1\n");
   CHECK(s.execute("list", t0 + 30s) == "ok 0\n");  // expired entries are purged
   CHECK(s.execute("remove tok-1", t0) == "error no such token\n");
-  CHECK(s.execute("bogus", t0) == "error unknown command (want add, remove, add-alpn, remove-alpn or list)\n");
+  CHECK(s.execute("bogus", t0) ==
+        "error unknown command (want add, remove, add-alpn, remove-alpn or list)\n");
 }
 
 TEST_CASE("TokenStore: bounded", "[backends][tokens]") {
@@ -176,10 +177,12 @@ TEST_CASE("TokenStore: add-alpn / remove-alpn / list over the wire", "[backends]
   CHECK(s.execute("remove-alpn www.example.com", t0) == "error no such identifier\n");
   CHECK_FALSE(s.find_alpn("www.example.com", t0));
   // Bad input: a clear error each, nothing stored.
-  CHECK(s.execute("add-alpn *.example.com " + kKeyauth, t0).starts_with("error invalid identifier"));
+  CHECK(
+      s.execute("add-alpn *.example.com " + kKeyauth, t0).starts_with("error invalid identifier"));
   CHECK(s.execute("add-alpn a.example nodot", t0).starts_with("error invalid key authorization"));
   CHECK(s.execute("add-alpn a.example digest=short", t0).starts_with("error invalid digest"));
-  CHECK(s.execute("add-alpn a.example " + kKeyauth + " ttl=0", t0).starts_with("error invalid ttl"));
+  CHECK(
+      s.execute("add-alpn a.example " + kKeyauth + " ttl=0", t0).starts_with("error invalid ttl"));
   CHECK(s.execute("add-alpn a.example " + kKeyauth + " host=x", t0).starts_with("error unknown"));
   CHECK(s.execute("remove-alpn a b", t0).starts_with("error remove-alpn takes one"));
   CHECK_FALSE(s.find_alpn("a.example", t0));

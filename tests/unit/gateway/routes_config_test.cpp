@@ -39,7 +39,8 @@ std::vector<std::string> errors_of(const std::string& text) {
 }  // namespace
 
 TEST_CASE("[[route]] tables parse in file order with hosts, backend and on-miss", "[config]") {
-  const Config cfg = parse("backend = \"thumbprint=" + kThumb + "\"\n"
+  const Config cfg = parse("backend = \"thumbprint=" + kThumb +
+                           "\"\n"
                            "[[route]]\n"
                            "hosts = [\"a.example\", \"*.b.example\"]\n"
                            "backend = \"webroot=/srv/www\"\n"
@@ -57,13 +58,14 @@ TEST_CASE("[[route]] tables parse in file order with hosts, backend and on-miss"
 }
 
 TEST_CASE("route errors name file, line and route key", "[config]") {
-  const auto errors = errors_of("[[route]]\n"                          // 2
-                                "hosts = [\"a.example\", \"bad host\"]\n"  // 3
-                                "backend = \"thumbprint=short\"\n"     // 4
-                                "on-miss = \"maybe\"\n"                // 5
-                                "colour = 1\n"                         // 6
-                                "[[route]]\n"                          // 7
-                                "hosts = [\"a.example\"]\n");          // 8
+  const auto errors = errors_of(
+      "[[route]]\n"                              // 2
+      "hosts = [\"a.example\", \"bad host\"]\n"  // 3
+      "backend = \"thumbprint=short\"\n"         // 4
+      "on-miss = \"maybe\"\n"                    // 5
+      "colour = 1\n"                             // 6
+      "[[route]]\n"                              // 7
+      "hosts = [\"a.example\"]\n");              // 8
   const auto has = [&](const std::string& prefix, const std::string& text) {
     for (const auto& e : errors) {
       if (e.starts_with(prefix) && e.find(text) != std::string::npos) {
@@ -80,9 +82,9 @@ TEST_CASE("route errors name file, line and route key", "[config]") {
 }
 
 TEST_CASE("duplicate patterns and a second default route are refused", "[config]") {
-  const auto e1 = errors_of("[[route]]\nhosts = [\"A.example\"]\nbackend = \"thumbprint=" + kThumb +
-                            "\"\n[[route]]\nhosts = [\"a.example\"]\nbackend = \"thumbprint=" +
-                            kThumb + "\"\n");
+  const auto e1 = errors_of(
+      "[[route]]\nhosts = [\"A.example\"]\nbackend = \"thumbprint=" + kThumb +
+      "\"\n[[route]]\nhosts = [\"a.example\"]\nbackend = \"thumbprint=" + kThumb + "\"\n");
   REQUIRE(e1.size() == 1);
   CHECK(e1[0].find("route[2].hosts: duplicate pattern for 'a.example'") != std::string::npos);
   const auto e2 = errors_of("backend = \"thumbprint=" + kThumb +
@@ -128,8 +130,9 @@ TEST_CASE("policy: explicit prefilter, missing backend, relay are errors with FI
             "carries it out with the takeover that serves challenges"});
   const auto relay = errors_of("backend = \"relay=192.0.2.9:80\"\npolicy = \"redirect-https\"\n");
   REQUIRE(relay.size() == 1);
-  CHECK(relay[0].starts_with("r.toml:3: policy: policy \"redirect-https\" needs an answering "
-                             "backend"));
+  CHECK(
+      relay[0].starts_with("r.toml:3: policy: policy \"redirect-https\" needs an answering "
+                           "backend"));
   // The rules commands build the same ruleset without carrying the policy out: no backend
   // needed there, and still an endpoint.
   for (const char* p : {"reject", "drop", "redirect-https"}) {
@@ -142,13 +145,12 @@ TEST_CASE("policy: explicit prefilter, missing backend, relay are errors with FI
   CHECK(parse("backend = \"relay=192.0.2.9:80\"\npolicy = \"drop\"\n").policy == Policy::Drop);
   // The flag form of the prefilter conflict names the flag... there is only --no-prefilter, so
   // the file's explicit `prefilter = true` loses to it.
-  CHECK_FALSE(parse(backend + "policy = \"drop\"\nprefilter = true\n",
-                    {{"--no-prefilter", "false"}})
-                  .prefilter);
+  CHECK_FALSE(
+      parse(backend + "policy = \"drop\"\nprefilter = true\n", {{"--no-prefilter", "false"}})
+          .prefilter);
 }
 
-TEST_CASE("marks.drop: under the mask, distinct, checked for policy drop or when set",
-          "[config]") {
+TEST_CASE("marks.drop: under the mask, distinct, checked for policy drop or when set", "[config]") {
   const std::string backend = "backend = \"thumbprint=" + kThumb + "\"\n";
   CHECK(parse(backend + "policy = \"drop\"\n").marks.drop == 0x00500000);
   CHECK(parse(backend + "policy = \"drop\"\n[marks]\ndrop = 0x00600000\n").marks.drop ==
@@ -160,8 +162,9 @@ TEST_CASE("marks.drop: under the mask, distinct, checked for policy drop or when
         std::vector<std::string>{
             "r.toml:4: marks.drop: value 0x01000000 has no bit under marks.mask 0x00f00000"});
   // A custom mask from before the DROP mark existed stays valid without policy drop...
-  const std::string custom = "[marks]\nmask = 0xf0\npass = 0x10\ntaken = 0x20\nhold = 0x30\n"
-                             "rst = 0x40\n";
+  const std::string custom =
+      "[marks]\nmask = 0xf0\npass = 0x10\ntaken = 0x20\nhold = 0x30\n"
+      "rst = 0x40\n";
   CHECK(parse(custom).marks.mask == 0xf0);
   // ...and policy drop asks for a DROP mark under it.
   CHECK(errors_of(backend + "policy = \"drop\"\n" + custom) ==
@@ -171,8 +174,9 @@ TEST_CASE("marks.drop: under the mask, distinct, checked for policy drop or when
 }
 
 TEST_CASE("challenge allow/deny: CIDRs, deny wins, empty allow admits all", "[config]") {
-  const Config cfg = parse("[challenge]\nallow = [\"198.51.100.0/24\", \"2001:db8::/32\"]\n"
-                           "deny = [\"198.51.100.7\"]\n");
+  const Config cfg = parse(
+      "[challenge]\nallow = [\"198.51.100.0/24\", \"2001:db8::/32\"]\n"
+      "deny = [\"198.51.100.7\"]\n");
   std::string error;
   const auto addr = [&](const char* text) { return parse_cidr(text, error)->addr; };
   CHECK(cfg.challenge.admits(addr("198.51.100.2")));
@@ -195,11 +199,13 @@ TEST_CASE("challenge allow/deny: CIDRs, deny wins, empty allow admits all", "[co
   CHECK(to_string(f.challenge.deny[0]) == "203.0.113.0/24");
 }
 
-TEST_CASE("tls_backend and [[tls_route]]: parsed, defaulted to backend's tokens store", "[config]") {
-  const Config cfg = parse("tls_backend = \"certdir=/var/lib/dehydrated/alpn-certs\"\n"
-                           "[[tls_route]]\n"
-                           "hosts = [\"*.lab.example\"]\n"
-                           "backend = \"relay=192.0.2.50:443,proxy=v2\"\n");
+TEST_CASE("tls_backend and [[tls_route]]: parsed, defaulted to backend's tokens store",
+          "[config]") {
+  const Config cfg = parse(
+      "tls_backend = \"certdir=/var/lib/dehydrated/alpn-certs\"\n"
+      "[[tls_route]]\n"
+      "hosts = [\"*.lab.example\"]\n"
+      "backend = \"relay=192.0.2.50:443,proxy=v2\"\n");
   CHECK(cfg.tls_backend == BackendSpec{BackendKind::Certdir, "/var/lib/dehydrated/alpn-certs"});
   REQUIRE(cfg.tls_routes.size() == 1);
   CHECK(cfg.tls_routes[0].hosts == std::vector<std::string>{"*.lab.example"});
@@ -235,17 +241,20 @@ TEST_CASE("tls backends: kinds that cannot answer are refused with their key", "
   CHECK(has(e1, "r.toml:2: tls_backend: ", "thumbprint cannot answer tls-alpn-01"));
   const auto e2 = errors_of("backend = \"certdir=/srv/alpn\"\n");  // 2
   CHECK(has(e2, "r.toml:2: backend: ", "certdir serves tls-alpn-01 certificates only"));
-  const auto e3 = errors_of("[[tls_route]]\n"                        // 2
-                            "hosts = [\"a.example\"]\n"              // 3
-                            "backend = \"webroot=/srv/www\"\n"       // 4
-                            "on-miss = \"production\"\n"             // 5
-                            "[[tls_route]]\n"                        // 6
-                            "hosts = [\"a.example\"]\n"              // 7
-                            "backend = \"certdir=relative\"\n");     // 8
+  const auto e3 = errors_of(
+      "[[tls_route]]\n"                     // 2
+      "hosts = [\"a.example\"]\n"           // 3
+      "backend = \"webroot=/srv/www\"\n"    // 4
+      "on-miss = \"production\"\n"          // 5
+      "[[tls_route]]\n"                     // 6
+      "hosts = [\"a.example\"]\n"           // 7
+      "backend = \"certdir=relative\"\n");  // 8
   CHECK(has(e3, "r.toml:", "tls_route[1].backend: webroot cannot answer tls-alpn-01"));
   CHECK(has(e3, "r.toml:5: tls_route[1].on-miss: ", "unknown key (hosts, backend)"));
   CHECK(has(e3, "r.toml:8: tls_route[2].backend: ", "needs an absolute path"));
-  const auto e4 = errors_of("tls_backend = \"certdir=/a\"\n[[tls_route]]\nbackend = \"certdir=/b\"\n");
-  CHECK(has(e4, "r.toml:", "tls_route[1].hosts: a second default route (no hosts) besides "
-                           "tls_backend/--tls-backend"));
+  const auto e4 =
+      errors_of("tls_backend = \"certdir=/a\"\n[[tls_route]]\nbackend = \"certdir=/b\"\n");
+  CHECK(has(e4, "r.toml:",
+            "tls_route[1].hosts: a second default route (no hosts) besides "
+            "tls_backend/--tls-backend"));
 }
