@@ -120,78 +120,40 @@ SysResult<std::uint64_t> socket_cookie(int fd) noexcept {
   return {cookie, 0};
 }
 
-SysResult<int> destroy_tcp_socket(const ::sockaddr* local, const ::sockaddr* remote,
-                                  std::uint64_t cookie) noexcept {
-  struct Request {
-    ::nlmsghdr nlh;
-    ::inet_diag_req_v2 req;
-  } msg{};
+namespace {
+
+struct DiagRequest {
+  ::nlmsghdr nlh;
+  ::inet_diag_req_v2 req;
+};
+
+// A NETLINK_SOCK_DIAG request about the TCP sockets of `family` in `states`.
+DiagRequest diag_request(std::uint16_t type, std::uint16_t flags, int family,
+                         std::uint32_t states) noexcept {
+  DiagRequest msg{};
   msg.nlh.nlmsg_len = sizeof msg;
-  msg.nlh.nlmsg_type = SOCK_DESTROY;
-  msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-  msg.req.sdiag_family = static_cast<std::uint8_t>(local->sa_family);
+  msg.nlh.nlmsg_type = type;
+  msg.nlh.nlmsg_flags = static_cast<std::uint16_t>(NLM_F_REQUEST | flags);
+  msg.req.sdiag_family = static_cast<std::uint8_t>(family);
   msg.req.sdiag_protocol = IPPROTO_TCP;
-  msg.req.idiag_states = ~0u;
-  ::inet_diag_sockid& id = msg.req.id;
-  id.idiag_cookie[0] = static_cast<std::uint32_t>(cookie);
-  id.idiag_cookie[1] = static_cast<std::uint32_t>(cookie >> 32u);
-  // idiag_src/sport are the socket's own side (the kernel looks it up as an arriving packet).
-  if (local->sa_family == AF_INET && remote->sa_family == AF_INET) {
-    ::sockaddr_in l{};
-    ::sockaddr_in r{};
-    std::memcpy(&l, local, sizeof l);
-    std::memcpy(&r, remote, sizeof r);
-    id.idiag_sport = l.sin_port;
-    id.idiag_dport = r.sin_port;
-    std::memcpy(id.idiag_src, &l.sin_addr, sizeof l.sin_addr);
-    std::memcpy(id.idiag_dst, &r.sin_addr, sizeof r.sin_addr);
-  } else if (local->sa_family == AF_INET6 && remote->sa_family == AF_INET6) {
-    ::sockaddr_in6 l{};
-    ::sockaddr_in6 r{};
-    std::memcpy(&l, local, sizeof l);
-    std::memcpy(&r, remote, sizeof r);
-    id.idiag_sport = l.sin6_port;
-    id.idiag_dport = r.sin6_port;
-    std::memcpy(id.idiag_src, &l.sin6_addr, sizeof l.sin6_addr);
-    std::memcpy(id.idiag_dst, &r.sin6_addr, sizeof r.sin6_addr);
-  } else {
-    return {-1, EAFNOSUPPORT};
-  }
-  const UniqueFd fd{::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)};
+  msg.req.idiag_states = states;
+  return msg;
+}
+
+// Sends `msg` to the kernel on a new NETLINK_SOCK_DIAG socket, returned for the answer.
+SysResult<UniqueFd> send_diag(const DiagRequest& msg) noexcept {
+  UniqueFd fd{::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)};
   if (!fd) {
-    return {-1, errno};
+    return {UniqueFd{}, errno};
   }
   ::sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
   if (::sendto(fd.get(), &msg, sizeof msg, 0, reinterpret_cast<const ::sockaddr*>(&kernel),
                sizeof kernel) < 0) {
-    return {-1, errno};
+    return {UniqueFd{}, errno};
   }
-  // The ack: an NLMSG_ERROR carrying 0 or the negative errno (the request is echoed after it).
-  struct Ack {
-    ::nlmsghdr nlh;
-    ::nlmsgerr err;
-  };
-  alignas(::nlmsghdr) std::array<std::byte, 512> buf{};
-  ssize_t n = 0;
-  do {
-    n = ::recv(fd.get(), buf.data(), buf.size(), 0);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    return {-1, errno};
-  }
-  Ack ack{};
-  if (static_cast<std::size_t>(n) < sizeof ack) {
-    return {-1, EPROTO};
-  }
-  std::memcpy(&ack, buf.data(), sizeof ack);
-  if (ack.nlh.nlmsg_type != NLMSG_ERROR) {
-    return {-1, EPROTO};
-  }
-  return {ack.err.error == 0 ? 0 : -1, -ack.err.error};
+  return {std::move(fd), 0};
 }
-
-namespace {
 
 // The address of one side of an inet_diag_sockid (ports and addresses in network order).
 ::sockaddr_storage sockaddr_of(int family, const std::uint32_t* addr, std::uint16_t port) {
@@ -246,28 +208,71 @@ SysResult<bool> read_dump_part(int fd, int family, std::vector<TcpSocketEntry>& 
 
 }  // namespace
 
+SysResult<int> destroy_tcp_socket(const ::sockaddr* local, const ::sockaddr* remote,
+                                  std::uint64_t cookie) noexcept {
+  DiagRequest msg = diag_request(SOCK_DESTROY, NLM_F_ACK, local->sa_family, ~0u);
+  ::inet_diag_sockid& id = msg.req.id;
+  id.idiag_cookie[0] = static_cast<std::uint32_t>(cookie);
+  id.idiag_cookie[1] = static_cast<std::uint32_t>(cookie >> 32u);
+  // idiag_src/sport are the socket's own side (the kernel looks it up as an arriving packet).
+  if (local->sa_family == AF_INET && remote->sa_family == AF_INET) {
+    ::sockaddr_in l{};
+    ::sockaddr_in r{};
+    std::memcpy(&l, local, sizeof l);
+    std::memcpy(&r, remote, sizeof r);
+    id.idiag_sport = l.sin_port;
+    id.idiag_dport = r.sin_port;
+    std::memcpy(id.idiag_src, &l.sin_addr, sizeof l.sin_addr);
+    std::memcpy(id.idiag_dst, &r.sin_addr, sizeof r.sin_addr);
+  } else if (local->sa_family == AF_INET6 && remote->sa_family == AF_INET6) {
+    ::sockaddr_in6 l{};
+    ::sockaddr_in6 r{};
+    std::memcpy(&l, local, sizeof l);
+    std::memcpy(&r, remote, sizeof r);
+    id.idiag_sport = l.sin6_port;
+    id.idiag_dport = r.sin6_port;
+    std::memcpy(id.idiag_src, &l.sin6_addr, sizeof l.sin6_addr);
+    std::memcpy(id.idiag_dst, &r.sin6_addr, sizeof r.sin6_addr);
+  } else {
+    return {-1, EAFNOSUPPORT};
+  }
+  const auto sent = send_diag(msg);
+  if (!sent.ok()) {
+    return {-1, sent.err};
+  }
+  const UniqueFd& fd = sent.value;
+  // The ack: an NLMSG_ERROR carrying 0 or the negative errno (the request is echoed after it).
+  struct Ack {
+    ::nlmsghdr nlh;
+    ::nlmsgerr err;
+  };
+  alignas(::nlmsghdr) std::array<std::byte, 512> buf{};
+  ssize_t n = 0;
+  do {
+    n = ::recv(fd.get(), buf.data(), buf.size(), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    return {-1, errno};
+  }
+  Ack ack{};
+  if (static_cast<std::size_t>(n) < sizeof ack) {
+    return {-1, EPROTO};
+  }
+  std::memcpy(&ack, buf.data(), sizeof ack);
+  if (ack.nlh.nlmsg_type != NLMSG_ERROR) {
+    return {-1, EPROTO};
+  }
+  return {ack.err.error == 0 ? 0 : -1, -ack.err.error};
+}
+
 SysResult<std::vector<TcpSocketEntry>> list_tcp_sockets(int family) noexcept {
   constexpr unsigned kListen = 10;  // TCP_LISTEN
-  struct Request {
-    ::nlmsghdr nlh;
-    ::inet_diag_req_v2 req;
-  } msg{};
-  msg.nlh.nlmsg_len = sizeof msg;
-  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  msg.req.sdiag_family = static_cast<std::uint8_t>(family);
-  msg.req.sdiag_protocol = IPPROTO_TCP;
-  msg.req.idiag_states = ~(1u << kListen);
-  const UniqueFd fd{::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)};
-  if (!fd) {
-    return {{}, errno};
+  const auto sent =
+      send_diag(diag_request(SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, family, ~(1u << kListen)));
+  if (!sent.ok()) {
+    return {{}, sent.err};
   }
-  ::sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (::sendto(fd.get(), &msg, sizeof msg, 0, reinterpret_cast<const ::sockaddr*>(&kernel),
-               sizeof kernel) < 0) {
-    return {{}, errno};
-  }
+  const UniqueFd& fd = sent.value;
   try {
     std::vector<TcpSocketEntry> out;
     for (;;) {

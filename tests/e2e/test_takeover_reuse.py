@@ -5,7 +5,7 @@ kernel resyncs it to a new handshake on the same tuple instead of replacing it (
 in the reply direction). The ruleset clears acmegw's connmark bits on such a client SYN
 (docs/rules.md), so a new connection from the same port to a production page must reach
 production (before the fix: black-holed on IPv4, refused on IPv6) and a challenge after it
-must again be taken over. Takes ~35 s: the session idle timeout is 30 s.
+must again be taken over. The session idle timeout is set to 3 s (default 30 s).
 
 Run: python3 tests/e2e/test_takeover_reuse.py --acmegw build/gateway/acmegw   (root; exit 77)
 """
@@ -20,7 +20,8 @@ from lab import CLIENT, PROD, SMALL_PAGE, Checks, Lab, parse_args, require
 from takeover_util import Client, challenge, keyauth_response, start
 
 PORT = 40123  # the client's fixed source port, reused across the three connections
-IDLE_WAIT = 45  # > the backend's 30 s idle timeout (backends/http_session.hpp)
+IDLE_TIMEOUT_MS = 3000  # --session-idle-timeout-ms
+IDLE_WAIT = 20  # > IDLE_TIMEOUT_MS with room for a loaded machine
 
 
 def reuse_after_abort(lab: Lab, fam: int) -> Optional[str]:
@@ -67,7 +68,7 @@ def main() -> None:
     require("iptables", "ip6tables", "nginx", "conntrack")
     checks = Checks()
     with Lab("takeover-reuse", prefix="agwX", keep=args.keep) as lab:
-        start(lab, args.acmegw)
+        start(lab, args.acmegw, "--session-idle-timeout-ms", str(IDLE_TIMEOUT_MS))
         results: dict[int, Optional[str]] = {}
 
         def run(fam: int) -> None:
