@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """e2e: the hostile-load attacks of issue 12 at CI size (scripts/stress --ci, attacks flood,
-slow, tokens and restart; tests/e2e/stress.py has what each does). Every check is a property,
+slow, rlimit, tokens and restart; tests/e2e/stress.py has what each does). Every check is a property,
 never a rate: production wrk 0 errors / 0 non-2xx during each attack, every queued packet got
 its verdict (nfnetlink_queue: waiting back to 0, no queue/user drops), acmegw alive with peak
 RSS < 256 MiB and peak fds < max-sessions + 200, a challenge answered within 5 s after each
@@ -34,7 +34,7 @@ def main() -> None:
         sys.exit(SKIP)
     checks = Checks()
     t0 = time.monotonic()
-    table = stress.run_attacks(cfg, ["flood", "slow", "tokens", "restart"], checks)
+    table = stress.run_attacks(cfg, ["flood", "slow", "rlimit", "tokens", "restart"], checks)
     stress.print_table(table)
     if cfg.caps:  # short session timeouts: every taken slow session must have been ended
         slow = next((r["slow"] for r in table if r["attack"] == "slow"), {})
