@@ -106,13 +106,13 @@ Queue::Queue(std::uint16_t num, const gateway::Config& cfg, takeover::Takeover* 
     // Without it a worker could block forever on an idle queue and never see stop.
     throw std::runtime_error(q + "SO_RCVTIMEO: " + std::strerror(r.err));
   }
-  if (cfg.prefilter) {
-    auto ct = sys::Conntrack::open();
-    if (!ct.ok()) {
-      throw std::runtime_error(q + "conntrack netlink socket: " + std::strerror(ct.err));
-    }
-    conntrack_ = std::move(ct.value);
+  // The HOLD connmark sends a held flow's later segments past the prefilter and its bare
+  // FIN/RST to the queue (docs/rules.md), with or without the prefilter.
+  auto ct = sys::Conntrack::open();
+  if (!ct.ok()) {
+    throw std::runtime_error(q + "conntrack netlink socket: " + std::strerror(ct.err));
   }
+  conntrack_ = std::move(ct.value);
   bind_queue(cfg.queue.max_len);
 }
 

@@ -82,7 +82,7 @@ class Queue {
   takeover::Takeover* takeover_;
   Stats stats_;
   sys::NetlinkSocket sock_;
-  std::unique_ptr<sys::Conntrack> conntrack_;  // null: HOLD marks are not needed (no prefilter)
+  std::unique_ptr<sys::Conntrack> conntrack_;  // sets the HOLD connmark of held flows
   std::vector<std::byte> rx_;                  // one receive buffer, allocated once
   VerdictBatch verdicts_;
   flow::FlowTable flows_;

@@ -430,6 +430,14 @@ FamilyRuleset build_ruleset(const Config& cfg, Family family, const BpfPrograms&
                            comment("queue " + std::string{protocol} + " data of undecided flow") +
                            ' ' + queue,
                        kNeedsQueue});
+    // The rule above queues payload only: a held flow's bare FIN or RST would overtake its held
+    // bytes to production (which then ignores the RST, or sees the FIN first). Queued, it ends
+    // the flow in order (production_by_cause.client_end).
+    c.rules.push_back({"-p tcp -m mark --mark " + masked(m.hold, m.mask) +
+                           " -m tcp ! --tcp-flags FIN,RST NONE " +
+                           comment("queue end of held " + std::string{protocol} + " flow") + ' ' +
+                           queue,
+                       kNeedsQueue});
     rs.chains.push_back(std::move(c));
   };
   if (any_http) {

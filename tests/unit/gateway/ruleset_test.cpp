@@ -99,6 +99,9 @@ TEST_CASE("ruleset: IPv4 with defaults, http + tls endpoints, one queue", "[rule
       "prefilter passed, fast path\" -j RETURN\n"
       "-A ACMEGW-HTTP -m bpf --bytecode \"1,6 0 0 1\" -m comment --comment \"acmegw: queue "
       "http data of undecided flow\" -j NFQUEUE --queue-num 0 --queue-bypass\n"
+      "-A ACMEGW-HTTP -p tcp -m mark --mark 0x300000/0xf00000 -m tcp ! --tcp-flags FIN,RST "
+      "NONE -m comment --comment \"acmegw: queue end of held http flow\" -j NFQUEUE "
+      "--queue-num 0 --queue-bypass\n"
       "-A ACMEGW-TLS -m mark --mark 0x0/0xf00000 -m bpf --bytecode \"1,6 0 0 2\" -m string ! "
       "--string \"acme-tls/1\" --algo bm -m comment --comment \"acmegw: prefilter, not a "
       "challenge\" -j MARK --set-xmark 0x100000/0xf00000\n"
@@ -108,6 +111,9 @@ TEST_CASE("ruleset: IPv4 with defaults, http + tls endpoints, one queue", "[rule
       "prefilter passed, fast path\" -j RETURN\n"
       "-A ACMEGW-TLS -m bpf --bytecode \"1,6 0 0 1\" -m comment --comment \"acmegw: queue "
       "tls data of undecided flow\" -j NFQUEUE --queue-num 0 --queue-bypass\n"
+      "-A ACMEGW-TLS -p tcp -m mark --mark 0x300000/0xf00000 -m tcp ! --tcp-flags FIN,RST "
+      "NONE -m comment --comment \"acmegw: queue end of held tls flow\" -j NFQUEUE "
+      "--queue-num 0 --queue-bypass\n"
       "-A ACMEGW-IN -m mark ! --mark 0x200000/0xf00000 -m tos --tos 0x0c/0x1c -m addrtype ! "
       "--dst-type LOCAL -m comment --comment \"acmegw: not taken, yet delivered by a takeover "
       "route\" -j DROP\n"
@@ -159,6 +165,9 @@ TEST_CASE("ruleset: IPv6, custom masks, queue balance, prefix, no prefilter", "[
       "-j AGW-HTTP\n"
       "-A AGW-HTTP -m bpf --bytecode \"1,6 0 0 1\" -m comment --comment \"acmegw: queue http "
       "data of undecided flow\" -j NFQUEUE --queue-balance 4:6 --queue-bypass\n"
+      "-A AGW-HTTP -p tcp -m mark --mark 0x300/0xff00 -m tcp ! --tcp-flags FIN,RST NONE -m "
+      "comment --comment \"acmegw: queue end of held http flow\" -j NFQUEUE --queue-balance "
+      "4:6 --queue-bypass\n"
       "COMMIT\n"
       "*raw\n"
       ":AGW-OUT - [0:0]\n"
@@ -180,9 +189,9 @@ TEST_CASE("plan_install: fresh system inserts jumps first and declares every cha
   const Config cfg = config({"192.0.2.1"});
   const auto rs = build_ruleset(cfg, Family::V4, kFake);
   const auto lines = texts(plan_install(rs, "ACMEGW", ""));
-  // mangle: header, 4 declarations, 2 jumps, 2 PRE + 11 FLOW + 4 HTTP + 1 IN rules, COMMIT;
+  // mangle: header, 4 declarations, 2 jumps, 2 PRE + 11 FLOW + 5 HTTP + 1 IN rules, COMMIT;
   // raw: 5; no filter table (policy pass has no FORWARD rule).
-  REQUIRE(lines.size() == 26 + 5);
+  REQUIRE(lines.size() == 27 + 5);
   CHECK(lines[0] == "*mangle");
   CHECK(lines[1] == ":ACMEGW-PRE - [0:0]");
   CHECK(lines[2] == ":ACMEGW-FLOW - [0:0]");
@@ -196,12 +205,13 @@ TEST_CASE("plan_install: fresh system inserts jumps first and declares every cha
   CHECK(lines[9] ==
         "-A ACMEGW-FLOW -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m connmark --mark "
         "0x100000/0xf00000 -j RETURN");
-  CHECK(lines[24].starts_with("-A ACMEGW-IN -m mark ! --mark 0x200000/0xf00000 -m tos"));
-  CHECK(lines[25] == "COMMIT");
-  CHECK(lines[26] == "*raw");
-  CHECK(lines[27] == ":ACMEGW-OUT - [0:0]");
-  CHECK(lines[28] == "-I OUTPUT 1 -j ACMEGW-OUT");
-  CHECK(lines[30] == "COMMIT");
+  CHECK(lines[24].find("queue end of held http flow") != std::string::npos);
+  CHECK(lines[25].starts_with("-A ACMEGW-IN -m mark ! --mark 0x200000/0xf00000 -m tos"));
+  CHECK(lines[26] == "COMMIT");
+  CHECK(lines[27] == "*raw");
+  CHECK(lines[28] == ":ACMEGW-OUT - [0:0]");
+  CHECK(lines[29] == "-I OUTPUT 1 -j ACMEGW-OUT");
+  CHECK(lines[31] == "COMMIT");
   CHECK(lines.back() == "COMMIT");
 }
 
@@ -226,7 +236,7 @@ TEST_CASE("plan_install: current jumps are kept, legacy jumps replaced, stale ch
       "COMMIT\n";
   const Config cfg = config({"tls://192.0.2.1:443"});
   const auto lines = texts(plan_install(build_ruleset(cfg, Family::V4, kFake), "ACMEGW", current));
-  REQUIRE(lines.size() == 29 + 4);
+  REQUIRE(lines.size() == 30 + 4);
   CHECK(lines[0] == "*mangle");
   CHECK(lines[1] == ":ACMEGW-PRE - [0:0]");  // flushes PRE, which drops its jump to HTTP
   CHECK(lines[2] == ":ACMEGW-FLOW - [0:0]");
@@ -240,13 +250,14 @@ TEST_CASE("plan_install: current jumps are kept, legacy jumps replaced, stale ch
   CHECK(lines[20].ends_with("-j ACMEGW-TLS"));
   CHECK(lines[21].find("--string \"acme-tls/1\"") != std::string::npos);
   CHECK(lines[24].find("-j NFQUEUE") != std::string::npos);
-  CHECK(lines[25].starts_with("-A ACMEGW-IN "));
-  CHECK(lines[26] == "-F ACMEGW-HTTP");
-  CHECK(lines[27] == "-X ACMEGW-HTTP");
-  CHECK(lines[28] == "COMMIT");
-  CHECK(lines[29] == "*raw");
-  CHECK(lines[30] == ":ACMEGW-OUT - [0:0]");
-  CHECK(lines[31].starts_with("-A ACMEGW-OUT "));  // no -I: the jump exists
+  CHECK(lines[25].find("queue end of held tls flow") != std::string::npos);
+  CHECK(lines[26].starts_with("-A ACMEGW-IN "));
+  CHECK(lines[27] == "-F ACMEGW-HTTP");
+  CHECK(lines[28] == "-X ACMEGW-HTTP");
+  CHECK(lines[29] == "COMMIT");
+  CHECK(lines[30] == "*raw");
+  CHECK(lines[31] == ":ACMEGW-OUT - [0:0]");
+  CHECK(lines[32].starts_with("-A ACMEGW-OUT "));  // no -I: the jump exists
   CHECK(lines.back() == "COMMIT");
 }
 
@@ -335,8 +346,8 @@ TEST_CASE("explain_restore_error: maps the failing input line to the modules it 
   CHECK(explain_restore_error(plan, "Couldn't load match `bpf'\n\nError occurred at line: 21\n") ==
         why);
   CHECK(explain_restore_error(plan, "iptables-restore: line 21 failed\n") == why);
-  CHECK(explain_restore_error(plan, "Error occurred at line: 26\n")
-            .starts_with("the kernel rejected the table committed at input line 26"));
+  CHECK(explain_restore_error(plan, "Error occurred at line: 27\n")
+            .starts_with("the kernel rejected the table committed at input line 27"));
   CHECK(explain_restore_error(plan, "line 8: x").find("it needs: xt_dscp") != std::string::npos);
   CHECK(explain_restore_error(plan, "no line number here").empty());
   CHECK(explain_restore_error(plan, "line 999: out of range").empty());
@@ -438,6 +449,9 @@ TEST_CASE("ruleset: policy drop adds the DROP save and drop rules, nothing else 
       "-j ACMEGW-HTTP\n"
       "-A ACMEGW-HTTP -m bpf --bytecode \"1,6 0 0 1\" -m comment --comment \"acmegw: queue "
       "http data of undecided flow\" -j NFQUEUE --queue-num 0 --queue-bypass\n"
+      "-A ACMEGW-HTTP -p tcp -m mark --mark 0x300000/0xf00000 -m tcp ! --tcp-flags FIN,RST "
+      "NONE -m comment --comment \"acmegw: queue end of held http flow\" -j NFQUEUE "
+      "--queue-num 0 --queue-bypass\n"
       "-A ACMEGW-IN -m mark ! --mark 0x200000/0xf00000 -m tos --tos 0x0c/0x1c -m addrtype ! "
       "--dst-type LOCAL -m comment --comment \"acmegw: not taken, yet delivered by a takeover "
       "route\" -j DROP\n"
