@@ -124,7 +124,8 @@ def main() -> None:
             lab.start_keepalived(fw)
         checks.check("fwa (priority 150) becomes VRRP master, fwb backup",
                      wait_until(lambda: lab.master() == "a", 30) and
-                     wait_until(lambda: any(s == "primary" for _, s in lab.transitions("a")), 10),
+                     wait_until(lambda: any(s == "primary-done" for _, s in lab.transitions("a")),
+                                15),
                      f"master {lab.master()}; transitions a {lab.transitions('a')} "
                      f"b {lab.transitions('b')}")
 
@@ -214,12 +215,11 @@ def main() -> None:
         t_vip = time.monotonic() - t0
         checks.check("fwb becomes master when fwa's links go down", became,
                      f"master {lab.master()}")
-        committed = wait_until(lambda: any(s == "primary" and t >= wall0
-                                           for t, s in lab.transitions("b")), 15)
+        wait_until(lambda: any(s == "primary" and t >= wall0 for t, s in lab.transitions("b")), 15)
         prim = [t for t, s in lab.transitions("b") if s == "primary" and t >= wall0]
         t_notify = (prim[0] - wall0) if prim else float("nan")
-        wait_until(lambda: any(s == "committed" and t >= wall0
-                               for t, s in lab.transitions("b")), 15)
+        committed = wait_until(lambda: any(s == "committed" and t >= wall0
+                                           for t, s in lab.transitions("b")), 15)
         comm = [t for t, s in lab.transitions("b") if s == "committed" and t >= wall0]
         t_commit = (comm[0] - wall0) if comm else float("nan")
 
@@ -234,7 +234,8 @@ def main() -> None:
         wait_until(new_conn_ok, 30, 0.05)
         t_new = time.monotonic() - t0
         print(f"INFO failover: fwb holds the addresses after {t_vip:.2f} s, notify primary ran "
-              f"at {t_notify:.2f} s, conntrackd -c done at {t_commit:.2f} s, first new connection answered at {t_new:.2f} s", flush=True)
+              f"at {t_notify:.2f} s, conntrackd -c done at {t_commit:.2f} s, first new connection "
+              f"answered at {t_new:.2f} s", flush=True)
         checks.check("the notify script committed conntrackd's cache on fwb (primary)", committed,
                      f"{lab.transitions('b')}")
         time.sleep(2.0)  # the load runs through fwb for a while
@@ -337,7 +338,8 @@ def main() -> None:
         t_back = time.monotonic() - t1
         checks.check("fwa takes the addresses back (preempt) when its links return", back,
                      f"master {lab.master()}")
-        wait_until(lambda: any(s == "primary" and t >= wall1 for t, s in lab.transitions("a")), 15)
+        wait_until(lambda: any(s == "primary-done" and t >= wall1
+                               for t, s in lab.transitions("a")), 15)
         wait_until(new_conn_ok, 30, 0.05)
         t_back_new = time.monotonic() - t1
         print(f"INFO fail-back: fwa holds the addresses after {t_back:.2f} s, first new "

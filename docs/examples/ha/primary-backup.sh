@@ -49,4 +49,5 @@ case "$1" in
     exit 1
     ;;
 esac
+log "$1-done"
 exit 0
