@@ -99,7 +99,7 @@ def entry_for(lines: list[str], port: int) -> Optional[str]:
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     require("keepalived", "conntrackd", "conntrack", "iptables", "ip6tables", "wrk", "nginx",
-            "curl", "pebble", "pebble-challtestsrv", "certbot", "openssl")
+            "tcpdump", "curl", "pebble", "pebble-challtestsrv", "certbot", "openssl")
     checks = Checks()
     t_start = time.monotonic()
     with HaLab("ha", keep=args.keep) as lab:
@@ -118,8 +118,9 @@ def main() -> None:
                                     "--log-level", "debug",
                                     protect=[PROD.v4, f"[{PROD.v6}]"]) for fw in "ab"}
 
-        def answer(token: str) -> bytes:  # noqa: E306
+        def answer(token: str) -> bytes:
             return keyauth(token, thumb)
+
         for fw in "ab":
             lab.start_keepalived(fw)
         checks.check("fwa (priority 150) becomes VRRP master, fwb backup",
@@ -146,6 +147,10 @@ def main() -> None:
             checks.check(f"IPv{fam}: challenge taken over on fwa", got == want, f"{got[:80]!r}")
             taken[fam] = t
 
+        # Resets seen by the client and sent by production, for the diagnosis of any failed request.
+        rst_filter = "(ip and tcp[13] & 4 != 0) or (ip6 and ip6[6] == 6 and ip6[53] & 4 != 0)"
+        rst_caps = {ns: lab.tcpdump(ns, "eth0", rst_filter, snaplen=96)
+                    for ns in (lab.ns.client, lab.ns.prod)}
         loads = {}
         for fam in FAMS:
             for label, path, conns, hdr in (("ka", f"/?ka{fam}", KA_CONNS, []),
@@ -204,6 +209,7 @@ def main() -> None:
                          f"{lab.ctd('a', '-s', check=False)}\nfwa log: "
                          f"{open(os.path.join(lab.dir, 'fwa', 'conntrackd.log')).read()[-1500:]}")
 
+        probe_ports = {c.local[1] for d in (probes, taken, held) for c in d.values()}
         # --- failover: fwa's traffic links go down ------------------------------------------
         q_b0 = lab.queued("b")
         prefilter_b0 = lab.rule_packets("b", "prefilter")
@@ -358,6 +364,7 @@ def main() -> None:
             c.s.close()
 
         # --- the load's verdict --------------------------------------------------------------
+        wall_stop = time.time()
         for p in loads.values():
             lab.stop(p, signal.SIGINT)
         after = nginx.log_lines()
@@ -370,6 +377,18 @@ def main() -> None:
                          r["non2xx"] == 0, f"errors {r['errors']} non-2xx {r['non2xx']}: "
                          f"{r['raw'][-400:]}")
         print(f"INFO requests lost (wrk socket errors + non-2xx): {lost}", flush=True)
+        fail_at, back_at = wall0, wall1
+        for ns, cap in rst_caps.items():
+            segs = [x for x in cap.stop() if x.sport == 80 or x.dport == 80]
+            where = "client" if ns == lab.ns.client else "production"
+            loads_rst = [x for x in segs if x.sport not in probe_ports and
+                         x.dport not in probe_ports and x.ts < wall_stop]
+            print(f"INFO resets on port-80 flows at {where}'s eth0 while the load ran, except "
+                  "the probes' (toward production: acmegw's takeovers): "
+                  f"{len(loads_rst)}" + "".join(
+                      f"\n       {x.src}:{x.sport} -> {x.dst}:{x.dport} at "
+                      f"{x.ts - fail_at:+.3f} s from the failover, {x.ts - back_at:+.3f} s from "
+                      "the fail-back" for x in loads_rst[:20]), flush=True)
         for fam in FAMS:
             pre = ka_ports(fam, before)
             mid = ka_ports(fam, during[len(before):])
