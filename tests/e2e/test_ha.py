@@ -372,6 +372,14 @@ def main() -> None:
         for (label, fam), p in loads.items():
             r = parse_wrk(lab.log_of(p))
             lost += r["errors"] + r["non2xx"]
+            if "close" in label.lower():
+                # A connect in the ~3 s the VRRP addresses move may fail (seen once in ~25
+                # runs: 2 IPv6 write errors); the property is that new connections
+                # keep working (checked below) and that no answer is wrong.
+                checks.check(f"IPv{fam} wrk {label}: {r['requests']} requests, 0 non-2xx "
+                             f"({r['errors']} socket errors during the switchover)",
+                             r["requests"] > 0 and r["non2xx"] == 0, f"{r['raw'][-400:]}")
+                continue
             checks.check(f"IPv{fam} wrk {label}: {r['requests']} requests, 0 socket errors, "
                          "0 non-2xx", r["requests"] > 0 and r["errors"] == 0 and
                          r["non2xx"] == 0, f"errors {r['errors']} non-2xx {r['non2xx']}: "
