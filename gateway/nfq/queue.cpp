@@ -319,17 +319,15 @@ void Queue::apply(const flow::Result& r, std::uint32_t offered_id) noexcept {
         return;
       }
       stats_.flows_held.inc();
-      if (conntrack_) {
-        // Later segments must come to the queue rather than be judged by the in-kernel
-        // prefilter, which can only judge a first segment.
-        const auto mr = conntrack_->set_mark(r.flow.key, cfg_.marks.hold, cfg_.marks.mask);
-        if (!mr.ok()) {
-          stats_.hold_mark_errors.inc();
-          flow_log_->debug("flow: {} HOLD connmark failed: {}", describe_key(r.flow.key),
-                           std::strerror(mr.err));
-          if (auto ev = flows_.evict(r.flow.key, flow::Cause::HoldMarkFailed)) {
-            release(*ev, cfg_.marks.pass);
-          }
+      // Later segments must come to the queue rather than be judged by the in-kernel
+      // prefilter, which can only judge a first segment; a bare FIN/RST must follow the bytes.
+      if (const auto mr = conntrack_->set_mark(r.flow.key, cfg_.marks.hold, cfg_.marks.mask);
+          !mr.ok()) {
+        stats_.hold_mark_errors.inc();
+        flow_log_->debug("flow: {} HOLD connmark failed: {}", describe_key(r.flow.key),
+                         std::strerror(mr.err));
+        if (auto ev = flows_.evict(r.flow.key, flow::Cause::HoldMarkFailed)) {
+          release(*ev, cfg_.marks.pass);
         }
       }
       return;

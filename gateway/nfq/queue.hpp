@@ -82,7 +82,7 @@ class Queue {
   takeover::Takeover* takeover_;
   Stats stats_;
   sys::NetlinkSocket sock_;
-  std::unique_ptr<sys::Conntrack> conntrack_;  // sets the HOLD connmark of held flows
+  std::unique_ptr<sys::Conntrack> conntrack_;  // never null: sets the HOLD connmark
   std::vector<std::byte> rx_;                  // one receive buffer, allocated once
   VerdictBatch verdicts_;
   flow::FlowTable flows_;
