@@ -54,6 +54,16 @@ struct Running {
   std::thread thread;
 };
 
+// A raw client connection to the socket at `path` (a client that never sends its line).
+int connect_unix(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  path.copy(sa.sun_path, sizeof sa.sun_path - 1);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  return fd;
+}
+
 std::string request(const std::string& path, std::string_view line) {
   std::string error;
   const auto r = token_request(path, line, 2000ms, error);
@@ -129,11 +139,7 @@ TEST_CASE("TokenServer: a silent client is dropped at the deadline", "[backends]
   opt.client_timeout = 100ms;
   Running r{opt};
 
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  opt.path.copy(sa.sun_path, sizeof sa.sun_path - 1);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  const int fd = connect_unix(opt.path);
   char c = 0;
   const auto start = std::chrono::steady_clock::now();
   CHECK(::read(fd, &c, 1) == 0);  // EOF: the server closed us
@@ -141,17 +147,6 @@ TEST_CASE("TokenServer: a silent client is dropped at the deadline", "[backends]
   ::close(fd);
   CHECK(request(opt.path, "list") == "ok 0\n");  // and still serves others
 }
-
-namespace {
-int connect_unix(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  path.copy(sa.sun_path, sizeof sa.sun_path - 1);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
-  return fd;
-}
-}  // namespace
 
 TEST_CASE("TokenServer: at max_clients the next client waits in the backlog, then is served",
           "[backends][tokens]") {
